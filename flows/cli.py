@@ -1,0 +1,603 @@
+"""`baocao`: a thin command line over the library.
+
+Each command parses its options, calls one library function and prints the result. Nothing here
+computes a figure or a date: that lives in the modules the commands call.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.calendar import Period, PeriodError
+from flows.config import Config, ConfigError, check, load_config
+from flows.formatting import date_vi
+
+app = typer.Typer(help="baocao: periodic reporting cycles under Kết luận 226-KL/TW, run by Prefect flows.",
+                  no_args_is_help=True, add_completion=False)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+units_app = typer.Typer(help="The reporting hierarchy.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(units_app, name="units")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _config() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _period(code: str) -> Period:
+    try:
+        return Period.parse(code)
+    except PeriodError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    import pendulum
+
+    try:
+        parsed = pendulum.parse(value, tz="Asia/Ho_Chi_Minh")
+    except Exception:  # pendulum raises several types for bad input
+        err.print(f"[red]--as-of: {value!r} is not a date or date-time (e.g. 2026-06-05T09:00)[/red]")
+        raise typer.Exit(2) from None
+    assert isinstance(parsed, datetime)
+    return parsed
+
+
+# ----------------------------------------------------------------------------- init, config
+@app.command()
+def init() -> None:
+    """Create or upgrade the database and load the configured hierarchy into it."""
+    from flows.db import Database
+    from flows.migrate import upgrade
+    from flows.store import sync_units
+
+    cfg = _config()
+    cfg.settings.resolve(cfg.settings.var_dir).mkdir(parents=True, exist_ok=True)
+    url = cfg.settings.database_url_resolved
+    upgrade(url)
+    db = Database(url)
+    try:
+        n = sync_units(db, cfg.hierarchy)
+    finally:
+        db.dispose()
+    console.print(f"database ready at {_redact_url(url)}; {n} units loaded")
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@config_app.command("check")
+def config_check(year: Annotated[int | None, typer.Option(help="Year whose deadlines to check.")] = None) -> None:
+    """Validate every configuration file; print warnings about legal but suspicious things."""
+    cfg = _config()
+    year = year or datetime.now().year
+    warnings = check(cfg, year)
+    console.print(
+        f"configuration OK: {len(cfg.hierarchy)} units, {len(cfg.catalog.indicators)} indicators, "
+        f"{len(cfg.catalog.derived)} derived figures, {len(cfg.plans)} plans ({', '.join(sorted(cfg.plans))})"
+    )
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- units
+@units_app.command("list")
+def units_list(
+    level: Annotated[str | None, typer.Option(help="ministry, province, commune or department.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Only the direct children of this unit.")] = None,
+    under: Annotated[str | None, typer.Option(help="Only units in this unit's subtree.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List units of the hierarchy."""
+    cfg = _config()
+    h = cfg.hierarchy
+    for code in (parent, under):
+        if code and code not in h:
+            err.print(f"[red]no unit with code {code!r}[/red]")
+            raise typer.Exit(2)
+    units = h.children(parent) if parent else list(h.walk(under))
+    if level:
+        units = [u for u in units if u.level == level]
+    rows = [
+        {"code": u.code, "name": u.name, "level": u.level, "parent": u.parent or "",
+         "coordinator": ";".join(u.coordinator_emails), "head": ";".join(u.head_emails)}
+        for u in units
+    ]
+    _print_rows(rows, fmt, title=f"{len(rows)} units")
+
+
+def _print_rows(rows: list[dict], fmt: str, *, title: str = "") -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1, default=str) + "\n")
+    elif fmt == "csv":
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    elif fmt == "table":
+        table = Table(title=title)
+        for col in rows[0] if rows else []:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+    else:
+        err.print(f"[red]--format must be table, csv or json, not {fmt!r}[/red]")
+        raise typer.Exit(2)
+
+
+# ----------------------------------------------------------------------------- calendar
+@app.command("calendar")
+def calendar_cmd(
+    period: Annotated[str, typer.Option(help="Period code, e.g. 2026-H1.")],
+    plan: Annotated[str, typer.Option(help="Plan code.")] = "national",
+    root: Annotated[str | None, typer.Option(help="Root unit of the cycle (default: the plan's).")] = None,
+) -> None:
+    """Cut-off window, deadlines by level and the holidays applied, for one period under one plan."""
+    from flows.plans import open_at, unit_deadlines
+
+    cfg = _config()
+    p = _period(period)
+    pl = _plan(cfg, plan)
+    cal = cfg.calendar
+    start, end = cal.cutoff_window(p)
+    console.print(f"[bold]{p.code}[/bold] ({p.label_vi}) under plan [bold]{pl.code}[/bold]: {pl.name}")
+    if not pl.covers(p):
+        console.print(f"[yellow]plan {pl.code} does not report {p.kind} (it reports {', '.join(pl.kinds)})[/yellow]")
+    console.print(f"cut-off window (ND 09/2019): {date_vi(start)} – {date_vi(end)}")
+    schedules = unit_deadlines(pl, p, cfg.hierarchy, cal, root=root)
+    console.print(f"period opens: {open_at(pl, p, cfg.hierarchy, cal, root=root):%H:%M} {date_vi(open_at(pl, p, cfg.hierarchy, cal, root=root))}")
+    table = Table(title="deadlines (inclusive, end of day, Asia/Ho_Chi_Minh)")
+    for col in ("level", "units", "deadline", "weekday", "lock after", "example"):
+        table.add_column(col)
+    groups: dict[tuple, list[str]] = {}
+    for code, s in schedules.items():
+        u = cfg.hierarchy[code]
+        key = ("root" if code == (root or pl.root) else u.level, s.deadline, cal.local_date(s.lock_at))
+        groups.setdefault(key, []).append(code)
+    for (level, deadline, lock), codes in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        ex = cfg.hierarchy[codes[0]]
+        table.add_row(level, str(len(codes)), date_vi(deadline), deadline.strftime("%A"), date_vi(lock), f"{ex.code} {ex.name}")
+    console.print(table)
+    years = {p.year, p.year - 1}
+    hol = sorted((d, n) for y in years for d, n in cal.holidays(y).items() if start <= d <= max(s.deadline for s in schedules.values()))
+    if hol:
+        console.print("public holidays in the window: " + "; ".join(f"{date_vi(d)} {n}" for d, n in hol), highlight=False)
+
+
+def _plan(cfg: Config, code: str):  # noqa: ANN202 - returns flows.plans.Plan
+    try:
+        return cfg.plan(code)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def _db(cfg: Config):  # noqa: ANN202 - flows.db.Database
+    from flows import runtime
+
+    return runtime.database(cfg)
+
+
+def _cycle(cfg: Config, period: str, plan: str | None, root: str | None = None):  # noqa: ANN202
+    from flows.store import find_cycle
+
+    info = find_cycle(_db(cfg), _period(period).code, plan, root)
+    if info is None:
+        err.print(f"[red]no cycle for {period}{' under ' + plan if plan else ''}: open it first "
+                  "(baocao cycle open)[/red]")
+        raise typer.Exit(2)
+    return info
+
+
+def _actor(actor: str | None) -> str:
+    import getpass
+
+    return actor or getpass.getuser()
+
+
+# ----------------------------------------------------------------------------- forms and cycles
+cycle_app = typer.Typer(help="Reporting cycles.", no_args_is_help=True)
+app.add_typer(cycle_app, name="cycle")
+
+
+@app.command()
+def form(
+    unit: Annotated[str, typer.Option(help="Unit code, e.g. X10714.")],
+    period: Annotated[str, typer.Option(help="Period code, e.g. 2026-H1.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the .xlsx.")],
+    plan: Annotated[str, typer.Option(help="Plan whose deadline the form states.")] = "national",
+) -> None:
+    """Write one unit's form for one period (the same file the open-period flow attaches)."""
+    from flows.forms import FormBuilder, FormSpec
+    from flows.plans import unit_deadlines
+    from flows.tokens import make_token
+
+    cfg = _config()
+    if unit not in cfg.hierarchy:
+        err.print(f"[red]no unit with code {unit!r}[/red]")
+        raise typer.Exit(2)
+    p = _period(period)
+    pl = _plan(cfg, plan)
+    root = pl.root if cfg.hierarchy.is_descendant(unit, pl.root) or unit == pl.root else cfg.hierarchy.root_code
+    deadline = unit_deadlines(pl, p, cfg.hierarchy, cfg.calendar, root=root)[unit].deadline
+    parent = cfg.hierarchy.parent(unit) or cfg.hierarchy[unit]
+    spec = FormSpec(unit=cfg.hierarchy[unit], period=p, deadline=deadline,
+                    token=make_token(cfg.settings.token_secret.get_secret_value(), unit, p.code, cfg.settings.form_version),
+                    form_version=cfg.settings.form_version, coordinator_name=parent.name,
+                    coordinator_email=(parent.coordinator_emails or ("",))[0], reply_to=cfg.settings.reply_to)
+    output.write_bytes(FormBuilder(cfg.catalog).build(spec))
+    console.print(f"form of {unit} ({cfg.hierarchy[unit].name}) for {p.code}, deadline {date_vi(deadline)}: {output}")
+
+
+@cycle_app.command("open")
+def cycle_open(
+    period: Annotated[str, typer.Option(help="Period code (2026-H1) or kind (H1).")],
+    plan: Annotated[str, typer.Option()] = "national",
+    root: Annotated[str | None, typer.Option(help="Root unit (default: the plan's).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Pretend it is this date-time.")] = None,
+) -> None:
+    """Run the open-period flow: record the cycle and email every unit its request and form."""
+    from flows.open_period import open_period
+
+    result = open_period(period=period, plan=plan, root=root, as_of=_as_of(as_of))
+    console.print(result)
+
+
+# ----------------------------------------------------------------------------- intake
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Files to check.")]) -> None:
+    """Check files and print every problem; nothing is stored."""
+    from flows.reader import read_submission
+    from flows.validation import token_problems
+    from flows.validation import validate as check_values
+
+    cfg = _config()
+    secret = cfg.settings.token_secret.get_secret_value()
+    bad = False
+    for path in files:
+        submitted, problems = read_submission(path.read_bytes(), path.name, cfg.catalog,
+                                              max_bytes=cfg.settings.max_attachment_bytes)
+        for sub in submitted:  # the same checks as the intake: the form's token, then its values
+            problems = (list(problems)
+                        + token_problems(sub, secret, filename=path.name, form_version=cfg.settings.form_version)
+                        + check_values(sub, cfg.catalog, filename=path.name, last_year=sub.previous_year))
+        errors = [p for p in problems if p.severity == "error"]
+        bad = bad or bool(errors) or not submitted
+        units = ", ".join(f"{s.unit_code} {s.period}" for s in submitted) or "?"
+        console.print(f"[bold]{path}[/bold] ({units}): {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+        for p in problems:
+            colour = "red" if p.severity == "error" else "yellow"
+            console.print(f"  [{colour}]{p.severity}[/{colour}] {p.message_vi}", highlight=False)
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="Files that reached the office by other means.")],
+    unit: Annotated[str | None, typer.Option(help="The unit the files are from (checked against the form).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="When the files were received.")] = None,
+    override: Annotated[str | None, typer.Option(help="Accept despite a bad token or sender: the reason, recorded.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who overrides (default: your login).")] = None,
+) -> None:
+    """Take files in as an operator: stored, checked and answered like a mailed form."""
+    from flows import outbox
+    from flows.intake import Incoming, Override, take_in
+
+    cfg = _config()
+    db = _db(cfg)
+    ov = Override(_actor(actor), override, unit) if override else None
+    for path in files:
+        outcome = take_in(db, cfg, Incoming(path.read_bytes(), path.name, "cli", None, _as_of(as_of)),
+                          override=ov, unit_hint=unit)
+        for u in outcome.units:
+            console.print(f"{path.name}: {u.status} {u.unit or ''} {u.period or ''}{' (late)' if u.late else ''}")
+            for p in u.problems:
+                console.print(f"  {p.severity}: {p.message_vi}", highlight=False)
+    outbox.deliver(db, cfg.settings, kinds=["receipt", "problems"])
+
+
+@app.command("collect")
+def collect_cmd(as_of: Annotated[str | None, typer.Option("--as-of")] = None) -> None:
+    """Run the collect flow once: the mailbox and the drop folder."""
+    from flows.collect import collect
+
+    console.print(collect(as_of=_as_of(as_of)))
+
+
+def _operator_action(name: str):  # noqa: ANN202
+    from flows.operations import OperationError
+
+    def run(fn, *args, **kwargs) -> None:  # noqa: ANN001
+        try:
+            fn(*args, **kwargs)
+        except OperationError as exc:
+            err.print(f"[red]{name}: {exc}[/red]")
+            raise typer.Exit(2) from None
+    return run
+
+
+@app.command("return")
+def return_cmd(
+    unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option(help="Told to the unit.")],
+    plan: Annotated[str | None, typer.Option()] = None, actor: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Return an accepted submission for correction; the unit is told and expected again."""
+    from flows import outbox
+    from flows.operations import return_submission
+
+    cfg = _config()
+    _operator_action("return")(return_submission, _db(cfg), cfg, unit, _period(period).code, reason,
+                               actor=_actor(actor), plan=plan)
+    outbox.deliver(_db(cfg), cfg.settings, units=[unit], kinds=["returned"])
+    console.print(f"{unit}: returned for correction")
+
+
+@app.command()
+def reopen(
+    unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
+    until: Annotated[str, typer.Option(help="Accept files until this date-time.")],
+    reason: Annotated[str, typer.Option()], plan: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Let a unit submit after the lock date."""
+    from flows.operations import reopen as do_reopen
+
+    cfg = _config()
+    when = _as_of(until)
+    assert when is not None
+    _operator_action("reopen")(do_reopen, _db(cfg), cfg, unit, _period(period).code, when, reason,
+                               actor=_actor(actor), plan=plan)
+    console.print(f"{unit}: open for submissions until {when}")
+
+
+@app.command()
+def exempt(
+    unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option()], plan: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Exempt a unit from a period: never chased, not expected."""
+    from flows.operations import exempt as do_exempt
+
+    cfg = _config()
+    _operator_action("exempt")(do_exempt, _db(cfg), cfg, unit, _period(period).code, reason,
+                               actor=_actor(actor), plan=plan)
+    console.print(f"{unit}: exempt from {period}")
+
+
+@app.command()
+def status(
+    period: Annotated[str, typer.Option()], unit: Annotated[str | None, typer.Option()] = None,
+    plan: Annotated[str | None, typer.Option()] = None, root: Annotated[str | None, typer.Option()] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Each unit's state with times; at each parent the expected, received, accepted and on-time counts."""
+    from flows.status import status_json
+
+    cfg = _config()
+    info = _cycle(cfg, period, plan, root)
+    doc = status_json(_db(cfg), cfg, info, unit)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+        return
+    rows = [{k: ("" if v is None else v) for k, v in u.items() if k in
+             ("unit", "name", "role", "state", "deadline", "accepted_at", "on_time", "files", "reason")}
+            for u in doc["units"]]
+    _print_rows(rows, fmt, title=f"{info.period} {info.plan} {info.root}")
+    if fmt == "table":
+        _print_rows([{k: ("" if v is None else (f"{v:.1%}" if isinstance(v, float) else v)) for k, v in t.items()}
+                     for t in doc["totals"]], "table", title="totals")
+
+
+# ----------------------------------------------------------------------------- chase and consolidate
+@app.command()
+def chase(
+    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent; send nothing.")] = False,
+) -> None:
+    """Send (or with --dry-run, show) today's reminders, overdue notices and escalations."""
+    import pendulum
+
+    cfg = _config()
+    when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
+    if not dry_run:
+        from flows.chase import chase as chase_flow
+
+        console.print(chase_flow(as_of=when))
+        return
+    from flows.reminders import chase_cycle
+    from flows.store import open_cycles
+
+    rows = []
+    for info in open_cycles(_db(cfg)):
+        for a in chase_cycle(_db(cfg), cfg, info, when, dry_run=True):
+            rows.append({"cycle": f"{info.period} {info.plan}", "stage": a.stage, "unit": a.unit,
+                         "name": cfg.hierarchy[a.unit].name, "to": ", ".join(a.recipients),
+                         "cc": ", ".join(a.cc), "why": (f"children: {', '.join(a.units)}" if a.units else a.reason)})
+    _print_rows(rows, "table", title=f"would send on {cfg.calendar.local_date(when):%d/%m/%Y}")
+
+
+@app.command()
+def consolidate(
+    period: Annotated[str, typer.Option()], unit: Annotated[str | None, typer.Option(help="With --resend.")] = None,
+    plan: Annotated[str | None, typer.Option()] = None, root: Annotated[str | None, typer.Option()] = None,
+    resend: Annotated[bool, typer.Option("--resend", help="Make and send a corrected report of --unit.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+) -> None:
+    """Run the consolidate flow for one period: due units' reports, bottom-up, sent up the chain."""
+    from flows.consolidate import consolidate as consolidate_flow
+
+    if resend and not unit:
+        err.print("[red]--resend needs --unit[/red]")
+        raise typer.Exit(2)
+    console.print(consolidate_flow(period=_period(period).code, plan=plan, root=root, as_of=_as_of(as_of),
+                                   resend=unit if resend else None))
+
+
+@app.command()
+def report(
+    unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory.")],
+    plan: Annotated[str | None, typer.Option()] = None, as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+) -> None:
+    """Render a unit's report (Word, XLSX appendix, email, chart) into a directory, without sending."""
+    import pendulum
+
+    from flows.consolidation import figures_for, render, task_table
+    from flows.report import render_all
+
+    cfg = _config()
+    info = _cycle(cfg, period, plan)
+    when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
+    figs = figures_for(_db(cfg), cfg, info, when)
+    if unit not in figs:
+        err.print(f"[red]{unit} is not in the cycle's tree ({info.root})[/red]")
+        raise typer.Exit(2)
+    today = cfg.calendar.local_date(when)
+    rendered = render(cfg, info, unit, figs, today, tasks=task_table(_db(cfg), cfg, info, unit, today), correction_of=None)
+    paths = render_all(rendered.context, output)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+@app.command()
+def figures(
+    unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
+    plan: Annotated[str | None, typer.Option()] = None, as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json")] = "json",
+) -> None:
+    """Print a unit's consolidated figures (keys documented in the README)."""
+    import pendulum
+
+    from flows.consolidation import figures_for
+
+    cfg = _config()
+    info = _cycle(cfg, period, plan)
+    when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
+    figs = figures_for(_db(cfg), cfg, info, when)
+    if unit not in figs:
+        err.print(f"[red]{unit} is not in the cycle's tree ({info.root})[/red]")
+        raise typer.Exit(2)
+    sys.stdout.write(json.dumps(figs[unit].to_dict(), ensure_ascii=False, indent=1, default=str) + "\n")
+
+
+# ----------------------------------------------------------------------------- tasks (Phụ lục)
+tasks_app = typer.Typer(help="The plans' assigned tasks (Phụ lục).", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("import")
+def tasks_import(
+    file: Annotated[Path, typer.Argument(help="The appendix: text (tab-separated, as in the plan) or .xlsx.")],
+    plan: Annotated[str, typer.Option()],
+    year: Annotated[int | None, typer.Option(help="Year of the plan (default: this year).")] = None,
+) -> None:
+    """Import a plan's appendix of assigned tasks; all or nothing, every problem listed."""
+    from flows.appendix import AppendixImportError
+    from flows.taskbook import import_appendix
+
+    cfg = _config()
+    _plan(cfg, plan)
+    try:
+        tasks = import_appendix(_db(cfg), cfg, file, plan, year or datetime.now().year)
+    except AppendixImportError as exc:
+        err.print(f"[red]nothing imported from {file}:[/red]\n{exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{len(tasks)} tasks imported for plan {plan}")
+    for col in ("STT", "deadline", "due", "lead units", "partner units"):
+        table.add_column(col)
+    for t in tasks:
+        table.add_row(str(t.number), t.deadline_text, str(t.due.due_date or t.due.recurrence or ""),
+                      str(len(t.lead_units)), str(len(t.partner_units)))
+    console.print(table)
+
+
+@tasks_app.command("list")
+def tasks_list(plan: Annotated[str, typer.Option()], unit: Annotated[str | None, typer.Option()] = None) -> None:
+    """List a plan's imported tasks (optionally those of one unit)."""
+    from flows.taskbook import list_tasks
+
+    cfg = _config()
+    _print_rows(list_tasks(_db(cfg), plan, unit), "table", title=f"tasks of {plan}")
+
+
+# ----------------------------------------------------------------------------- schedules
+@app.command()
+def schedule(year: Annotated[int | None, typer.Option()] = None) -> None:
+    """The deployments and their next scheduled runs (Asia/Ho_Chi_Minh)."""
+    from flows.schedules import specs
+
+    cfg = _config()
+    year = year or datetime.now().year
+    rows = [{"flow": s.flow, "deployment": s.name, "cron": s.cron or "(run from the UI)",
+             "next": s.next_run.strftime("%d/%m/%Y %H:%M") if s.next_run else "", "parameters": json.dumps(s.parameters)}
+            for s in specs(cfg, year)]
+    _print_rows(rows, "table", title=f"schedules for {year}")
+
+
+@app.command()
+def serve(year: Annotated[int | None, typer.Option()] = None) -> None:
+    """Serve every deployment with its schedule from this process (the embedded default)."""
+    from flows.deployments import serve as serve_all
+
+    serve_all(_config(), year)
+
+
+@app.command()
+def deploy(pool: Annotated[str, typer.Option(help="Process work pool name.")] = "baocao",
+           year: Annotated[int | None, typer.Option()] = None) -> None:
+    """Register the deployments with the Prefect server, for workers of a process work pool."""
+    import asyncio
+
+    from flows.deployments import deploy as deploy_all
+
+    ids = asyncio.run(deploy_all(_config(), pool, year))
+    console.print(f"{len(ids)} deployments registered in work pool {pool!r}")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its database, mail and reports.")] = Path("var/demo"),
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated units.")] = 2026,
+) -> None:
+    """A full simulated cycle for Hải Phòng on embedded defaults (SQLite, local Prefect, built-in mail)."""
+    from flows.demo import run_demo
+
+    run_demo(workdir, seed=seed, console=console)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,66 @@
+"""The `collect` flow: take in what units sent, by the mailbox and the drop folder.
+
+Scheduled every few minutes. Each channel is one task (a mailbox read is sequential by nature);
+every file's outcome is logged with its unit, and the replies go out through the outbox at the end.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import dashboards, outbox, runtime
+from flows.channels import CollectReport, collect_folder, collect_mailbox
+
+
+def _log_report(report: CollectReport, channel: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    counts: dict[str, int] = {}
+    for source, outcome in report.outcomes:
+        for u in outcome.units:
+            counts[u.status] = counts.get(u.status, 0) + 1
+            detail = "; ".join(p.message_vi for p in u.problems if p.severity == "error")[:300]
+            level = logger.info if u.status in ("accepted", "duplicate") else logger.warning
+            level("%s: %s unit %s period %s%s%s", channel, u.status, u.unit or "?", u.period or "?",
+                  " (late)" if u.late else "", f" — {detail}" if detail else "")
+            del source
+    for e in report.errors:
+        logger.error("%s: %s", channel, e)
+    return {"messages": report.messages, "files": report.files, "by_status": counts, "errors": report.errors}
+
+
+@task(name="collect-mailbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def read_mailbox(as_of: datetime | None) -> dict[str, Any]:
+    cfg = runtime.config()
+    return _log_report(collect_mailbox(runtime.database(cfg), cfg, as_of=as_of), "mailbox")
+
+
+@task(name="collect-folder", cache_policy=NO_CACHE)
+def read_folder(as_of: datetime | None) -> dict[str, Any]:
+    cfg = runtime.config()
+    return _log_report(collect_folder(runtime.database(cfg), cfg, as_of=as_of), "folder")
+
+
+@task(name="send-replies", cache_policy=NO_CACHE, tags=["smtp"])
+def send_replies() -> dict[str, Any]:
+    cfg = runtime.config()
+    delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["receipt", "problems", "returned"])
+    for key, reason in delivery.failed.items():
+        get_run_logger().error("reply %s not sent: %s", key, reason)
+    return {"sent": len(delivery.sent), "failed": len(delivery.failed)}
+
+
+@flow(name="collect")
+def collect(as_of: datetime | None = None, mailbox: bool = True, folder: bool = True) -> dict[str, Any]:
+    """Read the intake mailbox and the drop folder, store and check every file, reply to each sender."""
+    result: dict[str, Any] = {}
+    if mailbox:
+        result["mailbox"] = read_mailbox(as_of)
+    if folder:
+        result["folder"] = read_folder(as_of)
+    result["replies"] = send_replies()
+    dashboards.publish_progress(as_of)
+    return result

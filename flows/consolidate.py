@@ -1,0 +1,114 @@
+"""The `consolidate` flow: bottom-up, each level's report when its time comes, sent up the chain.
+
+The figures of the whole tree are computed in one pass (fast, pure pandas); then every
+consolidator that is due renders its report and writes its message, children before parents,
+one task per unit (a national cycle has 35). A unit that fails is named and the run ends Failed;
+its Retry redoes only what is missing (reports already made are not made again).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pendulum
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
+
+from flows import dashboards, outbox, runtime
+from flows.aggregate import Figures
+from flows.consolidation import due_units, figures_for, make_report
+from flows.store import CycleInfo, find_cycle, open_cycles
+
+
+@task(name="make-report", cache_policy=NO_CACHE, retries=1, task_run_name="report-{unit}")
+def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict[str, Figures],
+                correction: bool = False) -> int:
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    info = CycleInfo(**cycle)
+    logger = get_run_logger()
+    report_id = make_report(db, cfg, info, unit, figures, as_of, correction=correction)
+    logger.info("report %s of %s (%s) written", report_id, unit, cfg.hierarchy[unit].name)
+    # The report and its message are committed: from here on nothing may fail the task, or its retry
+    # would make the report a second time. The headline artifact is a view; a failure is only logged.
+    try:
+        dashboards.publish_headline(unit, info.period, info.plan, figures[unit].to_dict())
+    except Exception as exc:  # noqa: BLE001 - a dashboard must not cost a duplicate report
+        logger.warning("headline artifact of %s not published: %s", unit, exc)
+    return report_id
+
+
+@task(name="send-reports", cache_policy=NO_CACHE, tags=["smtp"])
+def send_reports(cycle: dict[str, Any]) -> dict[str, Any]:
+    """Send the reports waiting in the outbox, deepest level first, one level at a time.
+
+    Mail goes out over several connections at once, so within one call the order of arrival is not
+    kept; sending level by level makes a parent's report arrive after its children's, as recipients
+    reading them in order expect (a province's report after its communes' ones).
+    """
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    waiting = {m.unit_code for status in ("pending", "failed")
+               for m in outbox.messages(db, cycle_id=cycle["id"], kind="report", status=status) if m.unit_code}
+    sent, failed = 0, {}
+    for depth in sorted({cfg.hierarchy.depth(u) for u in waiting}, reverse=True):
+        level = [u for u in waiting if cfg.hierarchy.depth(u) == depth]
+        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle["id"], kinds=["report"], units=level)
+        sent += len(delivery.sent)
+        failed.update(delivery.units_failed)
+    for unit, reason in failed.items():
+        get_run_logger().error("unit %s (%s): report not delivered: %s", unit, cfg.hierarchy[unit].name, reason)
+    return {"sent": sent, "failed": failed}
+
+
+def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = None) -> dict[str, Any]:
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    units = due_units(db, cfg, cycle, as_of, resend=resend)
+    made, failed = [], {}
+    figures = figures_for(db, cfg, cycle, as_of) if units else {}
+    for unit in units:  # children before parents: a parent's figures use its children's
+        state = report_unit(cycle.__dict__, unit, as_of, quote(figures), correction=resend is not None,
+                            return_state=True)
+        if state.is_failed():
+            failed[unit] = str(state.message)
+        else:
+            made.append(unit)
+    sent = send_reports(cycle.__dict__)
+    failed.update(sent["failed"])
+    return {"reports": made, "sent": sent["sent"], "failed": failed}
+
+
+@flow(name="consolidate")
+def consolidate(period: str | None = None, plan: str | None = None, root: str | None = None,
+                as_of: datetime | None = None, resend: str | None = None) -> dict[str, Any]:
+    """Consolidate every open cycle (or the one named) whose units are due; `resend` makes a correction."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    as_of = as_of or pendulum.now(cfg.calendar.settings.timezone)
+    if period:
+        info = find_cycle(db, period, plan, root)
+        if info is None:
+            raise ValueError(f"no cycle for {period} {plan or ''} {root or ''}")
+        cycles = [info]
+    else:
+        cycles = open_cycles(db)
+    results, rows = {}, []
+    for info in cycles:
+        res = consolidate_cycle(info, as_of, resend)
+        results[f"{info.period}/{info.plan}/{info.root}"] = res
+        rows += [{"cycle": f"{info.period} {info.plan} {info.root}", "unit": u, "name": cfg.hierarchy[u].name,
+                  "result": "report written"} for u in res["reports"]]
+        rows += [{"cycle": f"{info.period} {info.plan} {info.root}", "unit": u, "name": cfg.hierarchy[u].name,
+                  "result": f"FAILED: {r}"} for u, r in res["failed"].items()]
+    create_table_artifact(key="consolidate-runs", table=rows or [{"cycle": "", "unit": "", "name": "",
+                                                                  "result": "nothing due"}],
+                          description=f"Reports made on {cfg.calendar.local_date(as_of):%d/%m/%Y}")
+    failed = {u: r for res in results.values() for u, r in res["failed"].items()}
+    if failed:
+        get_run_logger().error("%d unit(s) failed: %s", len(failed), ", ".join(sorted(failed)))
+        raise RuntimeError(f"{len(failed)} unit(s) failed: " + ", ".join(sorted(failed)))
+    return results

@@ -1,0 +1,72 @@
+"""Dashboards as Prefect artifacts, with stable keys so the UI keeps their history.
+
+Per open cycle and per consolidating unit: a table of each child's state and a progress
+artifact of completeness. Published by the collect and chase flows after each run.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+
+from flows import runtime
+from flows.formatting import percent_vi
+from flows.status import subtree_counts, unit_statuses
+from flows.store import open_cycles
+
+MAX_TABLES_PER_CYCLE = 40  # a national cycle has 35 consolidators at province level and above
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def publish_progress(as_of: datetime | None = None) -> int:
+    """Publish the state table and completeness of each consolidator of every open cycle."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    published = 0
+    for cycle in open_cycles(db):
+        statuses = unit_statuses(db, cfg, cycle)
+        by_parent: dict[str, list[Any]] = {}
+        for s in statuses:
+            if s.parent:
+                by_parent.setdefault(s.parent, []).append(s)
+        parents = [s.unit for s in statuses if s.role == "consolidate"]
+        parents.sort(key=lambda code: cfg.hierarchy.depth(code))
+        for parent in parents[:MAX_TABLES_PER_CYCLE]:
+            counts = subtree_counts(cfg, statuses, parent)
+            key = artifact_key("status", cycle.period, cycle.plan, parent)
+            rows = [{"unit": c.unit, "name": c.name, "state": c.state, "deadline": c.deadline,
+                     "files": c.files, "reason": (c.reason or "")[:120]} for c in by_parent.get(parent, [])]
+            create_table_artifact(key=key, table=rows, description=(
+                f"{cfg.hierarchy[parent].name} — {cycle.period} ({cycle.plan}): "
+                f"{counts['accepted']}/{counts['expected']} accepted, {counts['on_time']} on time"))
+            create_progress_artifact(progress=100.0 * (counts["completeness"] or 0.0),
+                                     key=artifact_key("completeness", cycle.period, cycle.plan, parent),
+                                     description=f"Completeness of {cfg.hierarchy[parent].name}, {cycle.period}")
+            published += 1
+    return published
+
+
+def publish_headline(unit: str, period: str, plan: str, figures: dict[str, Any]) -> None:
+    """A markdown artifact with a consolidated report's headline figures."""
+    cfg = runtime.config()
+    lines = [f"# {cfg.hierarchy[unit].name} — {period} ({plan})", ""]
+    comp = figures.get("completeness", {})
+    lines.append(f"Completeness: {comp.get('accepted', 0)}/{comp.get('expected', 0)} "
+                 f"({percent_vi(comp.get('rate'))}), on time {percent_vi(comp.get('timeliness'))}")
+    lines.append("")
+    lines.append("| figure | value | target | met |")
+    lines.append("|---|---|---|---|")
+    for code, d in figures.get("derived", {}).items():
+        value = d.get("value")
+        shown = "—" if value is None else (f"{value:.1f} %" if d.get("kind") in ("ratio", "cut") else f"{value:.0f}")
+        lines.append(f"| {d.get('label', code)} | {shown} | {d.get('op', '')} {d.get('target', '')} | "
+                     f"{'yes' if d.get('met') else ('no' if d.get('met') is False else '—')} |")
+    create_markdown_artifact(key=artifact_key("headline", period, plan, unit), markdown="\n".join(lines),
+                             description=f"Consolidated figures of {cfg.hierarchy[unit].name}, {period}")

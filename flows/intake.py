@@ -1,0 +1,442 @@
+"""One intake pipeline for every channel: identify, validate, store, reply.
+
+A file reaches us by e-mail (the collect flow), from the drop folder, or from an operator's
+`baocao submit`. Whatever the channel, :func:`take_in` keeps the file whole (audit trail), reads
+it, identifies the unit and period from the form and checks its token, validates the figures,
+stores an accepted version (superseding, never deleting, the previous one) and writes the reply
+to the outbox. All of it happens in one transaction per unit, so a crash leaves either nothing
+or everything, and the reply is keyed by the file so it is never sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, contains_eager
+
+from flows import outbox
+from flows.calendar import Period, PeriodError
+from flows.config import Config
+from flows.db import (
+    Cycle,
+    Database,
+    ReceivedFile,
+    Request,
+    Submission,
+    Task,
+    TaskAssignment,
+    TaskReport,
+    Value,
+    utcnow,
+)
+from flows.formatting import number_vi
+from flows.reader import Problem, Submitted, read_submission
+from flows.store import StaleState, audit, set_state
+from flows.templating import render_mail
+from flows.tokens import verify_token
+from flows.validation import has_errors, validate
+
+log = logging.getLogger("baocao.intake")
+MAX_STALE_RETRIES = 5
+# Refusals that depend on the request's state or on who sent the file, not on the file's bytes:
+# the same file sent again (after a reopening, from the registered address) is judged again.
+RECONSIDERED_RULES = frozenset({"locked", "sender", "request"})
+
+
+@dataclass(frozen=True)
+class Incoming:
+    data: bytes
+    filename: str
+    channel: str  # email | folder | cli
+    sender: str | None = None
+    received_at: datetime | None = None
+    source_ref: str | None = None
+
+
+@dataclass
+class UnitOutcome:
+    unit: str | None
+    period: str | None
+    status: str  # accepted | rejected | refused | duplicate
+    late: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    submission_id: int | None = None
+    flagged: str | None = None
+
+
+@dataclass
+class Outcome:
+    file_id: int | None
+    duplicate: bool
+    units: list[UnitOutcome] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.duplicate:
+            return "duplicate"
+        statuses = {u.status for u in self.units}
+        return "accepted" if statuses == {"accepted"} else ("rejected" if statuses else "rejected")
+
+
+@dataclass(frozen=True)
+class Override:
+    """An operator vouching for a file the checks would refuse; recorded with who and why."""
+
+    actor: str
+    reason: str
+    unit: str | None = None
+
+
+def _problem(file: str, rule: str, message_vi: str, *, sheet: str | None = None, cell: str | None = None,
+             code: str | None = None, value: str | None = None, severity: str = "error") -> Problem:
+    return Problem(severity=severity, file=file, sheet=sheet, cell=cell, code=code, value=value, rule=rule,
+                   message_vi=message_vi)
+
+
+def store_file(db: Database, inc: Incoming, *, keep_content: bool = True) -> tuple[int, bool]:
+    """Keep the file; the same bytes again are recognised (and counted as seen, not stored twice).
+
+    An over-size file is recorded (name, size, checksum, sender) without its content.
+    """
+    digest = hashlib.sha256(inc.data).hexdigest()
+    received_at = inc.received_at or utcnow()
+    for _ in range(2):
+        try:
+            with db.session() as s:
+                found = s.execute(select(ReceivedFile.id, func.length(ReceivedFile.content))
+                                  .where(ReceivedFile.sha256 == digest)).first()
+                if found is not None:
+                    existing, stored = found
+                    values: dict[str, Any] = {"times_seen": ReceivedFile.times_seen + 1}
+                    if keep_content and inc.data and not stored:  # recorded before without it (over the limit then)
+                        values["content"] = inc.data
+                    s.execute(update(ReceivedFile).where(ReceivedFile.id == existing).values(**values))
+                    return existing, True
+                row = ReceivedFile(sha256=digest, filename=inc.filename[:300], size=len(inc.data),
+                                   content=inc.data if keep_content else b"",
+                                   channel=inc.channel, sender=inc.sender, source_ref=inc.source_ref,
+                                   received_at=received_at)
+                s.add(row)
+                s.flush()
+                return row.id, False
+        except IntegrityError:  # another collector stored the same bytes a moment ago
+            continue
+    raise RuntimeError(f"could not store {inc.filename}")
+
+
+def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | None = None,
+            unit_hint: str | None = None) -> Outcome:
+    """Take one received file through the whole pipeline; see the module docstring."""
+    received_at = inc.received_at or utcnow()
+    inc = Incoming(inc.data, inc.filename, inc.channel, inc.sender, received_at, inc.source_ref)
+    if len(inc.data) > cfg.settings.max_attachment_bytes:
+        file_id, duplicate = store_file(db, inc, keep_content=False)
+        if duplicate:
+            return Outcome(file_id, True, [UnitOutcome(None, None, "duplicate")])
+        problem = _problem(inc.filename, "size",
+                           f"Tệp «{inc.filename}» có dung lượng {number_vi(len(inc.data))} byte, vượt giới hạn "
+                           f"{number_vi(cfg.settings.max_attachment_bytes)} byte. Đề nghị gửi lại đúng biểu mẫu .xlsx.")
+        outcome = Outcome(file_id, False, [UnitOutcome(None, None, "rejected", problems=[problem])])
+        _reply_unidentified(db, cfg, inc, hashlib.sha256(inc.data).hexdigest(), outcome.units[0].problems)
+        return outcome
+    file_id, duplicate = store_file(db, inc)
+    digest = hashlib.sha256(inc.data).hexdigest()
+    if duplicate and _settled(db, file_id, override):
+        return Outcome(file_id, True, [UnitOutcome(None, None, "duplicate")])
+    submitted, file_problems = read_submission(inc.data, inc.filename, cfg.catalog,
+                                               max_bytes=cfg.settings.max_attachment_bytes)
+    if not submitted:
+        with db.session() as s:
+            _lock_file(s, file_id)
+            if _judged_unidentified(s, file_id, file_problems):  # another collector, at the same moment
+                return Outcome(file_id, True, [UnitOutcome(None, None, "duplicate")])
+            s.add(Submission(file_id=file_id, status="rejected", errors=[_p(p) for p in file_problems],
+                             received_at=received_at))
+        _reply_unidentified(db, cfg, inc, digest, file_problems)
+        return Outcome(file_id, False, [UnitOutcome(None, None, "rejected", problems=list(file_problems))])
+    outcome = Outcome(file_id, False)
+    for sub in submitted:
+        for _attempt in range(MAX_STALE_RETRIES):
+            try:
+                outcome.units.append(_take_unit(db, cfg, inc, file_id, digest, sub, file_problems,
+                                                override=override, unit_hint=unit_hint))
+                break
+            except StaleState:
+                log.warning("unit %s changed while taking in %s; reading it again", sub.unit_code, inc.filename)
+        else:
+            raise RuntimeError(f"unit {sub.unit_code}: state kept changing while taking in {inc.filename}")
+    outcome.duplicate = bool(outcome.units) and all(u.status == "duplicate" for u in outcome.units)
+    return outcome
+
+
+def _final(status: str, errors: Sequence[dict[str, Any]] | None, override: Override | None = None) -> bool:
+    """Whether a verdict on a file stands for the same bytes sent again.
+
+    An operator's override is what a refused file needs: it is judged again (an accepted one is not)."""
+    if override is not None and status == "rejected":
+        return False
+    return status != "rejected" or not errors or any(e.get("rule") not in RECONSIDERED_RULES for e in errors)
+
+
+def _settled(db: Database, file_id: int, override: Override | None = None) -> bool:
+    """Whether a stored file was judged for good, so that the same bytes again are only a duplicate.
+
+    Not when it has no verdict at all (a collector died between storing and judging it) or only
+    refusals that may no longer hold (the lock, the sender, no open request).
+    """
+    with db.session() as s:
+        verdicts = s.execute(select(Submission.status, Submission.errors).where(Submission.file_id == file_id)).all()
+    return any(_final(status, errors, override) for status, errors in verdicts)
+
+
+def _lock_file(s: Session, file_id: int) -> None:
+    """Judge a file in one transaction at a time.
+
+    Two collectors that received the same bytes (overlapping runs, the same file by mail and by the
+    drop folder) both get here; on PostgreSQL the second waits on this row lock until the first has
+    committed its verdict, and then finds it. (SQLite's BEGIN IMMEDIATE serialises them already.)
+    """
+    s.execute(select(ReceivedFile.id).where(ReceivedFile.id == file_id).with_for_update())
+
+
+def _judged_unidentified(s: Session, file_id: int, problems: Sequence[Problem]) -> bool:
+    """Whether this file already has this very verdict for no request (a file, or one unit of a CSV,
+    that could not be tied to a request: the verdict depends on the bytes alone)."""
+    errors = [_p(p) for p in problems]
+    return any(e == errors for e in s.scalars(select(Submission.errors).where(
+        Submission.file_id == file_id, Submission.request_id.is_(None), Submission.status == "rejected")))
+
+
+def _p(p: Problem) -> dict[str, Any]:
+    return {"severity": p.severity, "file": p.file, "sheet": p.sheet, "cell": p.cell, "code": p.code,
+            "value": p.value, "rule": p.rule, "message": p.message_vi}
+
+
+def _identify(s: Session, cfg: Config, inc: Incoming, sub: Submitted, *, override: Override | None,
+              unit_hint: str | None) -> tuple[Request | None, list[Problem], str | None]:
+    """Find the request this form answers and check it is genuine. Returns (request, problems, flag)."""
+    f = inc.filename
+    problems: list[Problem] = []
+    unit_code = (sub.unit_code or "").strip().upper() or None
+    if unit_hint and unit_code and unit_hint != unit_code:
+        problems.append(_problem(f, "unit", f"Tệp «{f}» là biểu mẫu của đơn vị {unit_code}, không phải {unit_hint}.",
+                                 sheet="Thông tin", value=unit_code))
+        return None, problems, None
+    unit_code = unit_code or unit_hint
+    if not unit_code or unit_code not in cfg.hierarchy:
+        problems.append(_problem(f, "unit", f"Tệp «{f}»: không xác định được đơn vị (mã đơn vị «{unit_code or ''}» "
+                                 "không có trong danh sách). Đề nghị dùng đúng biểu mẫu đã được gửi cho đơn vị.",
+                                 sheet="Thông tin", value=unit_code))
+        return None, problems, None
+    try:
+        period = Period.parse(sub.period or "")
+    except PeriodError:
+        problems.append(_problem(f, "period", f"Tệp «{f}»: kỳ báo cáo «{sub.period or ''}» không hợp lệ.",
+                                 sheet="Thông tin", value=sub.period))
+        return None, problems, None
+    req = s.scalars(
+        select(Request).join(Cycle).where(Request.unit_code == unit_code, Cycle.period == period.code,
+                                          Request.role == "form").order_by(Cycle.status == "open", Cycle.id.desc())
+        .options(contains_eager(Request.cycle))  # the reply needs the cycle: no second query for it
+    ).first()
+    unit = cfg.hierarchy[unit_code]
+    if req is None:
+        problems.append(_problem(f, "request", f"Tệp «{f}»: {unit.name} ({unit_code}) không có yêu cầu báo cáo kỳ "
+                                 f"{period.code} đang mở.", sheet="Thông tin", value=period.code))
+        return None, problems, None
+    flag = None
+    secret = cfg.settings.token_secret.get_secret_value()
+    if not sub.token or not verify_token(secret, sub.token, unit_code, period.code, cfg.settings.form_version):
+        if override is not None:
+            flag = f"override by {override.actor}: {override.reason}"
+        else:
+            problems.append(_problem(
+                f, "token", f"Tệp «{f}»: mã xác thực trên trang «Thông tin» không đúng với {unit.name} và kỳ "
+                f"{period.code} (biểu mẫu của đơn vị khác, của kỳ khác hoặc đã bị sửa). Đề nghị dùng đúng biểu mẫu "
+                "đã được gửi cho đơn vị.", sheet="Thông tin", value=(sub.token or "")[:8] + "…"))
+            return req, problems, None
+    if inc.channel == "email" and inc.sender:
+        registered = {a.lower() for a in unit.all_emails}
+        if inc.sender.lower() not in registered:
+            if cfg.settings.sender_check == "reject" and override is None:
+                problems.append(_problem(f, "sender", f"Thư gửi từ địa chỉ {inc.sender} chưa được đăng ký cho "
+                                         f"{unit.name}. Đề nghị gửi từ địa chỉ đầu mối đã đăng ký."))
+                return req, problems, None
+            flag = (flag + "; " if flag else "") + f"unregistered sender {inc.sender}"
+    return req, problems, flag
+
+
+def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: str, sub: Submitted,
+               file_problems: Sequence[Problem], *, override: Override | None, unit_hint: str | None,
+               again: bool = False) -> UnitOutcome:
+    received_at = inc.received_at or utcnow()
+    with db.session() as s:
+        _lock_file(s, file_id)
+        req, problems, flag = _identify(s, cfg, inc, sub, override=override, unit_hint=unit_hint)
+        period = sub.period
+        if req is not None and not again and any(_final(status, errors, override) for status, errors in s.execute(
+                select(Submission.status, Submission.errors).where(Submission.file_id == file_id,
+                                                                   Submission.request_id == req.id))):
+            return UnitOutcome(req.unit_code, period, "duplicate")  # judged already (another collector, a rerun)
+        if req is None and not again and _judged_unidentified(s, file_id, problems):
+            return UnitOutcome(sub.unit_code, period, "duplicate")
+        if req is None or problems:
+            s.add(Submission(file_id=file_id, request_id=req.id if req else None, unit_code=req.unit_code if req else None,
+                             period=period, status="rejected", errors=[_p(p) for p in problems],
+                             received_at=received_at))
+            audit(s, inc.sender or inc.channel, "refused", unit=req.unit_code if req else sub.unit_code,
+                  period=period, file=inc.filename, reasons=[p.rule for p in problems])
+            outcome = UnitOutcome(req.unit_code if req else sub.unit_code, period, "refused", problems=problems)
+            if req is not None:
+                _reply(s, cfg, inc, digest, req, outcome)
+            else:
+                _reply_unidentified_in(s, cfg, inc, digest, problems)
+            return outcome
+        assert period is not None
+        if override is not None:
+            audit(s, override.actor, "override", unit=req.unit_code, period=period, reason=override.reason,
+                  file=inc.filename)
+        if received_at > req.lock_at and not (req.reopened_until and received_at <= req.reopened_until):
+            lock = _problem(inc.filename, "locked", f"Kỳ báo cáo {period} của {cfg.hierarchy[req.unit_code].name} đã "
+                            "khóa sổ; báo cáo không được tiếp nhận. Nếu cần, đề nghị liên hệ đầu mối để mở lại.")
+            s.add(Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period,
+                             status="rejected", errors=[_p(lock)], received_at=received_at))
+            outcome = UnitOutcome(req.unit_code, period, "refused", problems=[lock])
+            _reply(s, cfg, inc, digest, req, outcome)
+            return outcome
+        earlier, last_year = _history(s, req.unit_code, Period.parse(period))
+        if not any(v is not None for v in last_year.values()):
+            last_year = dict(sub.previous_year)
+        problems = list(file_problems) + validate(sub, cfg.catalog, filename=inc.filename,
+                                                  earlier_same_year=earlier, last_year=last_year)
+        errors = [p for p in problems if p.severity == "error"]
+        warnings = [p for p in problems if p.severity != "error"]
+        if has_errors(problems):
+            s.add(Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period,
+                             status="rejected", errors=[_p(p) for p in errors], warnings=[_p(p) for p in warnings],
+                             received_at=received_at, flagged=flag))
+            if req.state not in ("accepted", "late", "exempt"):
+                set_state(s, req, "rejected", reason="; ".join(p.message_vi for p in errors[:3]), at=received_at)
+            outcome = UnitOutcome(req.unit_code, period, "rejected", problems=problems, flagged=flag)
+            _reply(s, cfg, inc, digest, req, outcome)
+            return outcome
+        late = received_at > req.due_at
+        version = (s.scalar(select(func.max(Submission.version)).where(Submission.request_id == req.id)) or 0) + 1
+        new = Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period, version=version,
+                         status="accepted", late=late, warnings=[_p(p) for p in warnings], received_at=received_at,
+                         flagged=flag)
+        s.add(new)
+        s.flush()
+        s.execute(update(Submission).where(Submission.request_id == req.id, Submission.status == "accepted",
+                                           Submission.id != new.id)
+                  .values(status="superseded", superseded_by=new.id))
+        # One multi-row INSERT (the same rows the ORM would write one object at a time).
+        rows = [{"submission_id": new.id, "indicator": code, "number": value,
+                 "previous_year": sub.previous_year.get(code), "text": None} for code, value in sub.values.items()]
+        rows += [{"submission_id": new.id, "indicator": code, "number": None, "previous_year": None,
+                  "text": text.strip()} for code, text in sub.texts.items() if text and text.strip()]
+        if rows:
+            s.execute(Value.__table__.insert(), rows)
+        _store_tasks(s, cfg, req, new.id, sub)
+        on_time = not late if req.on_time is None or req.state not in ("accepted", "late") else (req.on_time or not late)
+        set_state(s, req, "late" if late else "accepted", at=received_at, accepted_submission_id=new.id,
+                  accepted_at=received_at, on_time=on_time)
+        outcome = UnitOutcome(req.unit_code, period, "accepted", late=late, problems=problems,
+                              submission_id=new.id, flagged=flag)
+        _reply(s, cfg, inc, digest, req, outcome, sub=sub, version=version)
+        return outcome
+
+
+def _history(s: Session, unit: str, period: Period) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """The unit's accepted counts of the latest earlier period this year, and of the same period last year."""
+    def values_of(period_code: str) -> dict[str, int | None]:
+        sub_id = s.scalar(select(Submission.id).where(Submission.unit_code == unit, Submission.period == period_code,
+                                                      Submission.status == "accepted").order_by(Submission.id.desc()))
+        if sub_id is None:
+            return {}
+        return {v.indicator: (int(v.number) if v.number is not None else None)
+                for v in s.scalars(select(Value).where(Value.submission_id == sub_id, Value.text.is_(None)))}
+
+    earlier: dict[str, int | None] = {}
+    for p in reversed(period.earlier_in_year()):
+        earlier = values_of(p.code)
+        if earlier:
+            break
+    return earlier, values_of(period.same_period_last_year().code)
+
+
+def _store_tasks(s: Session, cfg: Config, req: Request, submission_id: int, sub: Submitted) -> None:
+    if not sub.tasks:
+        return
+    tasks = {t.number: t.id for t in s.scalars(
+        select(Task).join(TaskAssignment, TaskAssignment.task_id == Task.id)
+        .where(TaskAssignment.unit_code == req.unit_code).order_by(Task.id))}
+    for t in sub.tasks:
+        if t.number in tasks and t.status:
+            s.add(TaskReport(submission_id=submission_id, task_id=tasks[t.number], status=t.status,
+                             product=t.product or None, note=t.note or None))
+
+
+# ----------------------------------------------------------------------------- replies
+def _reply(s: Session, cfg: Config, inc: Incoming, digest: str, req: Request, outcome: UnitOutcome, *,
+           sub: Submitted | None = None, version: int | None = None) -> None:
+    unit = cfg.hierarchy[req.unit_code]
+    parent = cfg.hierarchy.parent(req.unit_code)
+    to = [inc.sender] if inc.sender else list(unit.coordinator_emails)
+    figures = []
+    if sub is not None:
+        for ind in cfg.catalog.counts:
+            if ind.code in sub.values:
+                figures.append({"code": ind.code, "label": ind.label, "unit": ind.unit, "value": sub.values[ind.code],
+                                "cell": sub.cells.get(ind.code, "")})
+    name = "receipt" if outcome.status == "accepted" else "problems"
+    subject, text, html = render_mail(
+        name, unit=unit, period=Period.parse(outcome.period or req.cycle.period), filename=inc.filename,
+        outcome=outcome, figures=figures, version=version, deadline=req.deadline,
+        errors=[p for p in outcome.problems if p.severity == "error"],
+        warnings=[p for p in outcome.problems if p.severity != "error"],
+        contact_name=parent.name if parent else unit.name,
+        contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else ""),
+        reply_to=cfg.settings.reply_to,
+    )
+    outbox.enqueue(s, key=outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, name, digest[:16]),
+                   kind=name, stage=digest[:16], unit=req.unit_code, period=req.cycle.period, cycle_id=req.cycle_id,
+                   to=to, subject=subject, text=text, html=html)
+
+
+def _reply_unidentified(db: Database, cfg: Config, inc: Incoming, digest: str, problems: Sequence[Problem]) -> None:
+    with db.session() as s:
+        _reply_unidentified_in(s, cfg, inc, digest, problems)
+
+
+def _reply_unidentified_in(s: Session, cfg: Config, inc: Incoming, digest: str, problems: Sequence[Problem]) -> None:
+    """A file we could not tie to a unit gets its answer too, if it came by e-mail."""
+    if not inc.sender:
+        return
+    subject, text, html = render_mail("unidentified", filename=inc.filename, errors=list(problems),
+                                      contact_name="Bộ phận tổng hợp", contact_email=cfg.settings.reply_to,
+                                      reply_to=cfg.settings.reply_to)
+    outbox.enqueue(s, key=outbox.message_key("unknown", "", digest[:16], "problems", "file"), kind="problems",
+                   stage=digest[:16], to=[inc.sender], subject=subject, text=text, html=html)
+
+
+def reprocess_latest(db: Database, cfg: Config, unit: str, period: str) -> list[Outcome]:
+    """Read again the latest file received for a unit and period (after a fix, or from `retry-unit`)."""
+    with db.session() as s:
+        row = s.execute(select(ReceivedFile).join(Submission, Submission.file_id == ReceivedFile.id)
+                        .where(Submission.unit_code == unit, Submission.period == period)
+                        .order_by(ReceivedFile.id.desc())).scalars().first()
+    if row is None:
+        return []
+    inc = Incoming(row.content, row.filename, row.channel, row.sender, row.received_at, row.source_ref)
+    submitted, problems = read_submission(inc.data, inc.filename, cfg.catalog, max_bytes=cfg.settings.max_attachment_bytes)
+    digest = row.sha256
+    return [Outcome(row.id, False, [_take_unit(db, cfg, inc, row.id, digest, sub, problems, override=None,
+                                               unit_hint=None, again=True) for sub in submitted])]

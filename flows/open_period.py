@@ -1,0 +1,148 @@
+"""The `open-period` flow: record the cycle and send every unit its request, top-down.
+
+Units are handled in batches (one per subtree under the cycle's root) so that a national
+cycle of 3,356 units costs a few dozen task runs, not thousands. A unit that fails is named in
+the logs, in the run's table artifact and in the flow's final error; the flow run then ends
+Failed, and its Retry (or running the flow again) sends only what is still missing: batches
+that completed come from Prefect's result cache, messages already sent are skipped by the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import pendulum
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+
+from flows import dispatch, outbox, runtime
+from flows.calendar import Period
+from flows.forms import FormBuilder
+from flows.schedules import resolve_period
+from flows.store import CycleInfo, open_cycle
+
+_builders: dict[int, FormBuilder] = {}
+
+
+class UnitsFailed(RuntimeError):
+    """Some units of a batch failed; the others were done. Names every failed unit."""
+
+    def __init__(self, failed: dict[str, str], where: str) -> None:
+        self.failed = dict(failed)
+        super().__init__(f"{len(failed)} unit(s) failed in {where}: "
+                         + "; ".join(f"{u}: {r}" for u, r in sorted(failed.items())))
+
+
+def _builder() -> FormBuilder:
+    cfg = runtime.config()
+    key = id(cfg.catalog)
+    if key not in _builders:
+        _builders[key] = FormBuilder(cfg.catalog)
+    return _builders[key]
+
+
+@task(name="record-cycle", persist_result=True)
+def record_cycle(period: str, plan: str, root: str | None) -> dict[str, Any]:
+    cfg = runtime.config()
+    info = open_cycle(runtime.database(cfg), cfg, Period.parse(period), plan, root)
+    get_run_logger().info("cycle %s: %s under plan %s from %s", info.id, info.period, info.plan, info.root)
+    return info.__dict__
+
+
+@task(name="prepare-requests", persist_result=True, retries=1, retry_delay_seconds=2,
+      task_run_name="prepare-requests-{label}")
+def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[str, Any]:
+    """Build the forms and write the request messages of one subtree; fail naming the units that failed."""
+    cfg = runtime.config()
+    result = dispatch.prepare_requests(runtime.database(cfg), cfg, CycleInfo(**cycle), units, _builder())
+    logger = get_run_logger()
+    for unit, reason in result.failed.items():
+        logger.error("unit %s (%s): %s", unit, cfg.hierarchy[unit].name, reason)
+    if result.failed:
+        raise UnitsFailed(result.failed, label)
+    return {"written": len(result.written), "already": len(result.already)}
+
+
+@task(name="send-requests", cache_policy=NO_CACHE, tags=["smtp"])
+def send_requests(cycle: dict[str, Any], units: list[str]) -> dict[str, Any]:
+    """Send the requests of these units still pending or failed, higher levels first."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    info = CycleInfo(**cycle)
+    depth = {code: cfg.hierarchy.depth(code) for code in units}
+    delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["request"], units=units,
+                              order_by_depth=depth)
+    dispatch.mark_sent(db, info, delivery.sent)
+    logger = get_run_logger()
+    for unit, reason in sorted(delivery.units_failed.items()):
+        logger.error("unit %s (%s): request not delivered: %s", unit, cfg.hierarchy[unit].name, reason)
+    return {"sent": len(delivery.sent), "failed": delivery.units_failed}
+
+
+def _run_subtree(deployment: str, parameters: dict[str, Any]) -> Any:
+    from prefect.deployments import run_deployment
+
+    return run_deployment(deployment, parameters=parameters, timeout=None, poll_interval=2)
+
+
+@flow(name="open-period", log_prints=True)
+def open_period(period: str, plan: str = "national", root: str | None = None,
+                as_of: datetime | None = None, subtree: str | None = None,
+                fan_out: str | None = None) -> dict[str, Any]:
+    """Open `period` under `plan` for `root`'s subtree and email every unit its request and form.
+
+    `period` is a code (`2026-H1`) or a bare kind (`H1`: that kind of the year of `as_of`, which
+    is what the schedules pass). `as_of` defaults to now.
+    `subtree` limits the run to one child's part of the cycle (a province of the national cycle).
+    `fan_out` names a deployment of this flow (`open-period/open-subtree`): the root's own request
+    is sent here and each child subtree becomes its own flow run, which the work pool's workers
+    pick up in parallel (scale-out on Prefect's own machinery).
+    """
+    cfg = runtime.config()
+    logger = get_run_logger()
+    period = resolve_period(period, as_of or pendulum.now(cfg.calendar.settings.timezone), cfg).code
+    cycle = record_cycle(period, plan, root)
+    logger.info("running in process %s (parent %s)", os.getpid(), os.getppid())
+    top = subtree or cycle["root"]
+    if subtree and subtree not in cfg.hierarchy.subtree_codes(cycle["root"]):
+        raise ValueError(f"{subtree} is not in the cycle's tree ({cycle['root']})")
+    batches = [[top]] if fan_out else dispatch.cascade_batches(cfg, top)
+    futures = [prepare_batch.submit(cycle, units, f"{units[0]}-{len(units)}") for units in batches]
+    wait(futures)
+    failed: dict[str, str] = {}
+    for units, future in zip(batches, futures, strict=True):
+        if future.state.is_failed():
+            exc = future.state.result(raise_on_failure=False)
+            failed.update(exc.failed if isinstance(exc, UnitsFailed) else {units[0]: str(exc)})
+    sent = send_requests(cycle, [top] if fan_out else [u for b in batches for u in b])
+    failed.update(sent["failed"])
+    children_runs: dict[str, str] = {}
+    if fan_out:
+        params = {"period": period, "plan": plan, "root": cycle["root"], "as_of": as_of}
+        children = [c.code for c in cfg.hierarchy.children(top)]
+        with ThreadPoolExecutor(max_workers=min(16, len(children) or 1)) as pool:
+            runs = dict(zip(children, pool.map(lambda c: _run_subtree(fan_out, params | {"subtree": c}), children),
+                            strict=True))
+        for child, run in runs.items():
+            children_runs[child] = str(run.id)
+            if run.state is None or not run.state.is_completed():
+                failed[child] = f"flow run {run.name} ended {run.state.name if run.state else '?'}: " \
+                                f"{run.state.message if run.state else ''}"
+    rows = [{"unit": u, "name": cfg.hierarchy[u].name, "problem": r} for u, r in sorted(failed.items())]
+    create_table_artifact(
+        key=f"open-{period.lower()}-{plan}-{top.lower()}-failures",
+        table=rows or [{"unit": "", "name": "", "problem": "none"}],
+        description=f"Units whose request for {period} ({plan}, {top}) failed in this run",
+    )
+    summary = {"cycle": cycle["id"], "batches": len(batches), "sent": sent["sent"], "failed": failed,
+               "pid": os.getpid(), "children_runs": children_runs}
+    if failed:
+        logger.error("%d unit(s) failed: %s", len(failed), ", ".join(f"{u} ({r})" for u, r in sorted(failed.items())))
+        raise UnitsFailed(failed, f"open-period {period} {plan} {top}")
+    logger.info("period %s opened for %s: %d messages sent", period, top, sent["sent"])
+    return summary

@@ -1,0 +1,77 @@
+"""The `retry-unit` flow: redo one step for one unit, from the Prefect UI's run form.
+
+Steps: `dispatch` (write and send the unit's request and form again if it was not delivered),
+`collect` (read the unit's latest received file again), `consolidate` (make the unit's report
+again, as a correction if one exists) and `send-report` (send the unit's report messages that
+are still pending or failed). Each step is idempotent: what was done is not done twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import pendulum
+from prefect import flow, get_run_logger
+
+from flows import dispatch, intake, outbox, runtime
+from flows.consolidation import figures_for, make_report
+from flows.forms import FormBuilder
+from flows.store import find_cycle
+
+Step = Literal["dispatch", "collect", "consolidate", "send-report"]
+
+
+@flow(name="retry-unit")
+def retry_unit(unit: str, period: str, step: Step, plan: str | None = None,
+               as_of: datetime | None = None) -> dict[str, Any]:
+    """Redo `step` for `unit` in `period` (the plan's cycle that includes the unit)."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    logger = get_run_logger()
+    as_of = as_of or pendulum.now(cfg.calendar.settings.timezone)
+    if unit not in cfg.hierarchy:
+        raise ValueError(f"no unit with code {unit!r}")
+    cycle = find_cycle(db, period, plan, None) if plan else None
+    if cycle is None or unit not in cfg.hierarchy.subtree_codes(cycle.root):
+        cycle = next((c for c in _cycles_with(db, period, unit)), None)
+    if cycle is None:
+        raise ValueError(f"unit {unit} is in no cycle of {period}")
+    name = cfg.hierarchy[unit].name
+    if step == "dispatch":
+        prepared = dispatch.prepare_requests(db, cfg, cycle, [unit], FormBuilder(cfg.catalog))
+        if prepared.failed:
+            raise RuntimeError(f"unit {unit} ({name}): {prepared.failed[unit]}")
+        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["request"])
+        dispatch.mark_sent(db, cycle, delivery.sent)
+        result: dict[str, Any] = {"sent": len(delivery.sent), "failed": delivery.units_failed}
+    elif step == "collect":
+        outcomes = intake.reprocess_latest(db, cfg, unit, cycle.period)
+        result = {"outcomes": [u.status for o in outcomes for u in o.units]}
+        delivery = outbox.deliver(db, cfg.settings, units=[unit], kinds=["receipt", "problems"])
+        result["failed"] = delivery.units_failed
+    elif step == "consolidate":
+        figures = figures_for(db, cfg, cycle, as_of)
+        result = {"report": make_report(db, cfg, cycle, unit, figures, as_of, correction=True)}
+        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["report"])
+        result["failed"] = delivery.units_failed
+    else:
+        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["report"])
+        result = {"sent": len(delivery.sent), "failed": delivery.units_failed}
+    if result.get("failed"):
+        logger.error("unit %s (%s): %s failed again: %s", unit, name, step, result["failed"])
+        raise RuntimeError(f"unit {unit} ({name}): {step} failed: {result['failed']}")
+    logger.info("unit %s (%s): %s redone: %s", unit, name, step, result)
+    return result
+
+
+def _cycles_with(db, period: str, unit: str):  # noqa: ANN001, ANN202 - small helper
+    from sqlalchemy import select
+
+    from flows.db import Cycle, Request
+    from flows.store import CycleInfo
+
+    with db.session() as s:
+        rows = s.execute(select(Cycle).join(Request).where(Cycle.period == period, Request.unit_code == unit)
+                         .order_by(Cycle.id.desc())).scalars().all()
+        return [CycleInfo(c.id, c.period, c.plan, c.root_code) for c in rows]

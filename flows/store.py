@@ -1,0 +1,162 @@
+"""Reading and writing the application database: units, cycles, requests, audit.
+
+Each function takes a :class:`flows.db.Database` (or a session) and does one thing in one
+transaction. State changes of a request go through :func:`set_state`, which checks the row's
+version so that two collectors working on the same unit cannot overwrite each other's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from flows.calendar import Period
+from flows.config import Config
+from flows.db import AuditEvent, Cycle, Database, Request, UnitRow, utcnow
+from flows.hierarchy import Hierarchy
+from flows.plans import unit_deadlines
+
+
+def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], index: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    session.execute(ins.on_conflict_do_nothing(index_elements=index), rows)
+
+
+def sync_units(db: Database, hierarchy: Hierarchy) -> int:
+    """Mirror the configured hierarchy into the `units` table (the configuration stays the source)."""
+    rows = [
+        {"code": u.code, "name": u.name, "level": u.level, "parent_code": u.parent,
+         "coordinator_emails": list(u.coordinator_emails), "head_emails": list(u.head_emails)}
+        for u in hierarchy.units.values()
+    ]
+    with db.session() as s:
+        s.execute(delete(UnitRow))
+        for i in range(0, len(rows), 1000):
+            s.execute(UnitRow.__table__.insert(), rows[i:i + 1000])
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class CycleInfo:
+    id: int
+    period: str
+    plan: str
+    root: str
+
+
+def open_cycle(db: Database, cfg: Config, period: Period, plan_code: str, root: str | None = None) -> CycleInfo:
+    """Record the cycle and one request per unit of its subtree; running it again changes nothing.
+
+    Leaves fill a form; units with children consolidate. Deadlines come from the plan.
+    """
+    plan = cfg.plan(plan_code)
+    if not plan.covers(period):
+        raise ValueError(f"plan {plan.code!r} does not report {period.kind} (it reports {', '.join(plan.kinds)})")
+    root = root or plan.root
+    if root not in cfg.hierarchy:
+        raise ValueError(f"no unit with code {root!r}")
+    schedules = unit_deadlines(plan, period, cfg.hierarchy, cfg.calendar, root=root)
+    with db.session() as s:
+        insert_ignore(s, Cycle.__table__, [{"period": period.code, "plan": plan.code, "root_code": root,
+                                            "status": "open", "opened_at": utcnow()}],
+                      ["period", "plan", "root_code"])
+        cycle_id = s.scalar(select(Cycle.id).where(Cycle.period == period.code, Cycle.plan == plan.code,
+                                                   Cycle.root_code == root))
+        assert cycle_id is not None
+        now = utcnow()
+        rows = []
+        for unit in cfg.hierarchy.walk(root):
+            sch = schedules[unit.code]
+            rows.append({
+                "cycle_id": cycle_id, "unit_code": unit.code,
+                "parent_code": unit.parent if unit.code != root else None,
+                "role": "consolidate" if cfg.hierarchy.has_children(unit.code) else "form",
+                "deadline": sch.deadline, "due_at": sch.due_at, "lock_at": sch.lock_at,
+                "state": "pending", "state_at": now, "version": 1,
+            })
+        for i in range(0, len(rows), 1000):
+            insert_ignore(s, Request.__table__, rows[i:i + 1000], ["cycle_id", "unit_code"])
+    return CycleInfo(cycle_id, period.code, plan.code, root)
+
+
+def find_cycle(db: Database, period: str, plan: str | None = None, root: str | None = None) -> CycleInfo | None:
+    with db.session() as s:
+        q = select(Cycle).where(Cycle.period == period)
+        if plan:
+            q = q.where(Cycle.plan == plan)
+        if root:
+            q = q.where(Cycle.root_code == root)
+        c = s.scalars(q.order_by(Cycle.id)).first()
+        return CycleInfo(c.id, c.period, c.plan, c.root_code) if c else None
+
+
+def cycle_info(db: Database, cycle_id: int) -> CycleInfo:
+    with db.session() as s:
+        c = s.get(Cycle, cycle_id)
+        if c is None:
+            raise ValueError(f"no cycle {cycle_id}")
+        return CycleInfo(c.id, c.period, c.plan, c.root_code)
+
+
+def open_cycles(db: Database) -> list[CycleInfo]:
+    with db.session() as s:
+        return [CycleInfo(c.id, c.period, c.plan, c.root_code)
+                for c in s.scalars(select(Cycle).where(Cycle.status == "open").order_by(Cycle.id))]
+
+
+def requests_of(db: Database, cycle_id: int, units: Iterable[str] | None = None) -> list[Request]:
+    with db.session() as s:
+        q = select(Request).where(Request.cycle_id == cycle_id)
+        if units is not None:
+            q = q.where(Request.unit_code.in_(list(units)))
+        return list(s.scalars(q.order_by(Request.id)))
+
+
+def request_for(session: Session, unit: str, period: str) -> Request | None:
+    """The request a unit's form for `period` answers: the most recent open cycle that expects it."""
+    q = (select(Request).join(Cycle).where(Request.unit_code == unit, Cycle.period == period)
+         .order_by(Cycle.id.desc()))
+    rows = list(session.scalars(q))
+    open_rows = [r for r in rows if r.cycle.status == "open"]
+    return (open_rows or rows or [None])[0]
+
+
+class StaleState(RuntimeError):
+    """Another worker changed the request first; re-read and decide again."""
+
+
+def set_state(session: Session, req: Request, state: str, *, reason: str | None = None,
+              at: datetime | None = None, **fields: Any) -> None:
+    """Change a request's state if nobody changed it since it was read (optimistic lock)."""
+    values = {"state": state, "state_at": at or utcnow(), "state_reason": reason, "version": req.version + 1, **fields}
+    result = session.execute(
+        update(Request).where(Request.id == req.id, Request.version == req.version).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleState(f"request {req.id} ({req.unit_code}) changed concurrently")
+    if req in session:
+        session.expire(req)
+
+
+def audit(session: Session, actor: str, action: str, *, unit: str | None = None, period: str | None = None,
+          **detail: Any) -> None:
+    session.add(AuditEvent(actor=actor, action=action, unit_code=unit, period=period, detail=detail))
+
+
+def state_counts(db: Database, cycle_id: int) -> dict[str, int]:
+    with db.session() as s:
+        rows = s.execute(select(Request.state, func.count()).where(Request.cycle_id == cycle_id,
+                                                                    Request.role == "form").group_by(Request.state))
+        return {state: n for state, n in rows}

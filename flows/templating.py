@@ -1,0 +1,53 @@
+"""One Jinja2 environment for every e-mail and text the system writes.
+
+HTML templates are autoescaped (units' words cannot inject markup); plain-text templates are
+not. Vietnamese formatting of numbers and dates is available as filters, so that no template
+formats a number by hand.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from flows import formatting
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2", "htm"), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        number=formatting.number_vi,
+        percent=formatting.percent_vi,
+        date_vi=formatting.date_vi,
+        date_long=formatting.date_long_vi,
+        datetime_vi=formatting.datetime_vi,
+    )
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)
+
+
+def render_mail(name: str, **context: Any) -> tuple[str, str, str]:
+    """(subject, text, html) of `templates/email/<name>.{subject,txt,html}.j2`.
+
+    The subject is rendered on one line: line breaks a unit's text might carry are folded
+    away, so no header can be injected through it.
+    """
+    subject = " ".join(render(f"email/{name}.subject.j2", **context).split())
+    context.setdefault("title", subject)
+    return subject, render(f"email/{name}.txt.j2", **context), render(f"email/{name}.html.j2", **context)

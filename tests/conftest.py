@@ -1,0 +1,172 @@
+"""Shared fixtures: the configuration, databases (SQLite and the machine's PostgreSQL), Prefect.
+
+Real parts only: SQLite files in a temporary directory, a fresh PostgreSQL database per test
+session on 127.0.0.1:5432 (trust auth), and `prefect_test_harness` for flows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Keep Prefect's state for the test run out of the user's home and quiet.
+os.environ.setdefault("PREFECT_HOME", str(Path(__file__).resolve().parent.parent / "var" / "test-prefect"))
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # before prefect is imported: no warning
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from flows.config import Config, load_config  # noqa: E402
+from flows.db import Database  # noqa: E402
+from flows.migrate import upgrade  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("BAOCAO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture(scope="session")
+def cfg() -> Config:
+    return load_config(env={})
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is not reachable (required in CI)")
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    import psycopg
+
+    name = f"baocao_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def new_pg_database(pg_url: str) -> str:
+    """Another empty database on the same server (for tests that need a clean schema)."""
+    import psycopg
+
+    name = f"{pg_url.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'baocao.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'baocao.db'}"
+    return new_pg_database(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def db(sqlite_url: str, cfg: Config) -> Iterator[Database]:
+    """A migrated SQLite database with the hierarchy loaded."""
+    from flows.store import sync_units
+
+    upgrade(sqlite_url)
+    database = Database(sqlite_url)
+    sync_units(database, cfg.hierarchy)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real (temporary) Prefect API for flow tests, shared by the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+# ----------------------------------------------------------------------------- the whole application
+class App:
+    """The application wired to real servers on loopback, for flow and integration tests."""
+
+    def __init__(self, cfg: Config, db: Database, smtp, imap, tmp_path: Path) -> None:  # noqa: ANN001
+        self.cfg, self.db, self.smtp, self.imap, self.tmp_path = cfg, db, smtp, imap, tmp_path
+
+    def config(self) -> Config:
+        from flows import runtime
+
+        return runtime.config()
+
+
+@pytest.fixture
+def smtp_server():
+    from tests.servers import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_server():
+    from tests.servers import ImapServer
+
+    with ImapServer(username="nopbaocao", password="imap-test-secret") as server:
+        yield server
+
+
+def app_env(url: str, smtp_port: int, imap_port: int | None, tmp_path: Path) -> dict[str, str]:
+    env = {
+        "BAOCAO_DATABASE_URL": url,
+        "BAOCAO_SMTP__PORT": str(smtp_port),
+        "BAOCAO_SMTP__BACKOFF_BASE": "0.01",
+        "BAOCAO_SMTP__MAX_ATTEMPTS": "3",
+        "BAOCAO_SMTP__TIMEOUT": "10",
+        "BAOCAO_DROP_FOLDER": str(tmp_path / "dropbox"),
+        "BAOCAO_VAR_DIR": str(tmp_path),
+        "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
+    }
+    if imap_port is not None:
+        env |= {"BAOCAO_IMAP__PORT": str(imap_port), "BAOCAO_IMAP__USERNAME": "nopbaocao",
+                "BAOCAO_IMAP__PASSWORD": "imap-test-secret", "BAOCAO_IMAP__TIMEOUT": "10"}
+    return env
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smtp_server, imap_server) -> Iterator[App]:  # noqa: ANN001
+    """SQLite + a real SMTP server + a real IMAP server, configured through the environment."""
+    from flows import runtime
+    from flows.store import sync_units
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    for name, value in app_env(url, smtp_server.port, imap_server.port, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    cfg = runtime.config()
+    upgrade(url)
+    db = runtime.database(cfg)
+    sync_units(db, cfg.hierarchy)
+    yield App(cfg, db, smtp_server, imap_server, tmp_path)
+    runtime.reset()

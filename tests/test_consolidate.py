@@ -1,0 +1,506 @@
+"""The consolidate flow end to end: real Prefect API, SQLite, a real SMTP server on loopback.
+
+A cycle is opened with the open-period flow, the units fill the forms they were mailed (as
+:mod:`flows.simulate` does), the files go through the intake, and the consolidate flow sends the
+reports up. What reaches the SMTP server, what `baocao figures` prints, what the XLSX appendix and
+the Word report say are checked against sums computed here from the numbers the units typed in.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import date
+
+import pendulum
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from flows.db import Report
+from flows.intake import Incoming, take_in
+from flows.simulate import Filled, fill_form
+from flows.simulate import figures as draw_figures
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+PERIOD = "2026-H1"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# ----------------------------------------------------------------------------- helpers (also used by test_tasks_flow)
+def at(cfg, day: date, hour: int = 10):  # noqa: ANN001, ANN201
+    """A local (Asia/Ho_Chi_Minh) instant on `day`."""
+    return pendulum.datetime(day.year, day.month, day.day, hour, 0, tz=cfg.calendar.settings.timezone)
+
+
+def forms_received(app, period: str = PERIOD) -> dict[str, tuple[bytes, str]]:  # noqa: ANN001
+    """unit code -> (form bytes, file name): the forms the SMTP server delivered with the requests."""
+    out: dict[str, tuple[bytes, str]] = {}
+    for m in app.smtp.messages:
+        if m.message["X-Baocao-Kind"] != "request" or m.message["X-Baocao-Period"] != period:
+            continue
+        for part in m.message.iter_attachments():
+            name = part.get_filename() or ""
+            if name.endswith(".xlsx"):
+                out[m.message["X-Baocao-Unit"]] = (part.get_content(), name)
+    return out
+
+
+def report_mails(app) -> list:  # noqa: ANN001
+    """The report messages the SMTP server accepted, in the order it accepted them."""
+    return [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "report"]
+
+
+def submit(app, form: tuple[bytes, str], filled: Filled, when, *, seed: int = 1,  # noqa: ANN001
+           task_status: dict[int, str] | None = None) -> str:
+    """Fill the form as the unit would and take it in through the drop folder channel; the outcome's status."""
+    data = fill_form(form[0], app.cfg.catalog, filled, random.Random(seed), task_status=task_status)
+    outcome = take_in(app.db, app.cfg, Incoming(data, form[1], "folder", None, when))
+    (unit,) = outcome.units
+    assert unit.status == "accepted", [p.message_vi for p in unit.problems]
+    return unit.status
+
+
+def deadlines(app, cycle_id: int) -> dict[str, date]:  # noqa: ANN001
+    from flows.db import Request
+
+    with app.db.session() as s:
+        return {r.unit_code: r.deadline for r in s.scalars(select(Request).where(Request.cycle_id == cycle_id))}
+
+
+def reports(app) -> list[Report]:  # noqa: ANN001
+    with app.db.session() as s:
+        return list(s.scalars(select(Report).order_by(Report.id)))
+
+
+def xlsx_totals(data: bytes) -> tuple[dict[str, dict[str, object]], dict[str, list]]:
+    """The appendix's "Số liệu theo đơn vị" sheet as {unit code: {header: value}} and the other sheets' rows."""
+    wb = load_workbook(io.BytesIO(data))
+    ws = wb["Số liệu theo đơn vị"]
+    headers = [c.value for c in ws[4]]
+    rows = {}
+    for r in ws.iter_rows(min_row=6, values_only=True):
+        if r[1]:
+            rows[r[1]] = dict(zip(headers, r, strict=False))
+    others = {name: [list(r) for r in wb[name].iter_rows(min_row=2, values_only=True)]
+              for name in wb.sheetnames if name != "Số liệu theo đơn vị"}
+    return rows, others
+
+
+def docx_text(data: bytes) -> str:
+    """Every paragraph and table cell of a Word file, one per line (python-docx)."""
+    import docx
+
+    d = docx.Document(io.BytesIO(data))
+    lines = [p.text for p in d.paragraphs]
+    for t in d.tables:
+        for row in t.rows:
+            lines += [c.text for c in row.cells]
+    return "\n".join(lines)
+
+
+def attachments(mail) -> dict[str, tuple[str, bytes]]:  # noqa: ANN001
+    """file name -> (content type, bytes) of a received message's attachments."""
+    return {p.get_filename(): (p.get_content_type(), p.get_content()) for p in mail.message.iter_attachments()}
+
+
+def cli(*args: str):  # noqa: ANN201
+    """`baocao ARGS` in this process, configured by the environment the `app` fixture set."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app as baocao
+
+    return CliRunner().invoke(baocao, list(args))
+
+
+def draw(app, units, seed: int) -> dict[str, Filled]:  # noqa: ANN001
+    """Plausible figures (all sanity relations hold) for each unit, reproducible."""
+    rng = random.Random(seed)
+    return {u: draw_figures(app.cfg.catalog, rng, scale=rng.uniform(0.5, 3.0)) for u in units}
+
+
+def count_header(ind) -> str:  # noqa: ANN001
+    return f"{ind.label} ({ind.unit})" if ind.unit else ind.label
+
+
+def ratio(typed: dict[str, Filled], units, num: str, den: str) -> float:
+    return sum(typed[u].values[num] for u in units) * 100 / sum(typed[u].values[den] for u in units)
+
+
+WARD = "X10714"
+DEPTS = ["X10714-VHXH", "X10714-VP", "X10714-KT", "X10714-TTHCC", "X10714-TTDVSNC"]
+# Nhị Chiểu, H1 2026: the ward reports to the city before 10/6 (Wed); its departments 3 working days
+# earlier, 05/6 (Fri); the ward is due 1 working day after its departments' deadline, 08/6 (Mon).
+DEPT_DEADLINE, WARD_DUE = date(2026, 6, 5), date(2026, 6, 8)
+
+
+def open_ward(app, seed: int = 7):  # noqa: ANN001, ANN201
+    """Open Nhị Chiểu's H1 cycle with the flow; (cycle, forms mailed to the departments, figures to type in)."""
+    from flows.open_period import open_period
+    from flows.store import find_cycle
+
+    open_period(period=PERIOD, plan="nhi-chieu")
+    cycle = find_cycle(app.db, PERIOD, "nhi-chieu")
+    assert cycle is not None and cycle.root == WARD
+    dl = deadlines(app, cycle.id)
+    assert dl[WARD] == date(2026, 6, 10) and {dl[d] for d in DEPTS} == {DEPT_DEADLINE}
+    forms = forms_received(app)
+    assert sorted(forms) == sorted(DEPTS)
+    return cycle, forms, draw(app, DEPTS, seed)
+
+
+def exempt(app, unit: str) -> None:  # noqa: ANN001
+    from flows.operations import exempt as do_exempt
+
+    do_exempt(app.db, app.cfg, unit, PERIOD, "đơn vị đang sáp nhập", actor="test")
+
+
+# ----------------------------------------------------------------------------- the ward (nhi-chieu plan)
+def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
+    from flows.consolidate import consolidate
+
+    h = app.cfg.hierarchy
+    _, forms, typed = open_ward(app)
+    submit(app, forms["X10714-VHXH"], typed["X10714-VHXH"], at(app.cfg, date(2026, 6, 3)))
+    submit(app, forms["X10714-TTDVSNC"], typed["X10714-TTDVSNC"], at(app.cfg, DEPT_DEADLINE, 16))
+    submit(app, forms["X10714-KT"], typed["X10714-KT"], at(app.cfg, WARD_DUE, 9))  # late
+    exempt(app, "X10714-TTHCC")
+    # X10714-VP never reports.
+
+    # On the departments' deadline nothing is due: one department is out and the ward's time has not come.
+    assert consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, DEPT_DEADLINE, 17)) == {
+        f"{PERIOD}/nhi-chieu/{WARD}": {"reports": [], "sent": 0, "failed": {}}}
+    assert report_mails(app) == []
+
+    result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
+    assert result[f"{PERIOD}/nhi-chieu/{WARD}"] == {"reports": [WARD], "sent": 1, "failed": {}}
+
+    (mail,) = report_mails(app)
+    city, ward = h["T31"], h[WARD]
+    assert set(mail.rcpt_tos) == {*city.coordinator_emails, *city.head_emails, *ward.coordinator_emails}
+    assert city.coordinator_emails[0] in mail.message["To"]
+    assert ward.coordinator_emails[0] in mail.message["Cc"]
+    assert ward.coordinator_emails[0] not in mail.message["To"]
+    subject = mail.message["Subject"]
+    assert subject.startswith(f"[{PERIOD}] Báo cáo kết quả thực hiện Kết luận 226-KL/TW")
+    assert "6 tháng đầu năm 2026" in subject and ward.name in subject and "ĐÍNH CHÍNH" not in subject
+    files = attachments(mail)
+    assert files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][0] == DOCX_MIME
+    assert files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][0] == XLSX_MIME
+    html = mail.message.get_body(("html",)).get_content()
+    assert 'src="cid:chart"' in html
+    (chart,) = [p for p in mail.message.walk() if p["Content-ID"] == "<chart>"]
+    assert chart.get_content_type() == "image/png" and chart.get_content().startswith(b"\x89PNG")
+    assert chart.get_content_disposition() == "inline"
+
+    (rep,) = reports(app)
+    assert (rep.unit_code, rep.version, rep.correction) == (WARD, 1, False)
+    from flows.consolidation import report_files
+
+    docx_bytes, xlsx_bytes = report_files(app.db, rep.id)
+    assert docx_bytes == files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1]
+    assert xlsx_bytes == files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][1]
+    c = rep.figures["completeness"]
+    assert (c["expected"], c["accepted"], c["on_time"], c["exempt"]) == (4, 3, 2, 1)
+    assert rep.figures["missing"] == ["X10714-VP"]
+    assert set(rep.figures["late"]) == {"X10714-VP", "X10714-KT"}
+    text = docx_text(docx_bytes)
+    assert f"Đơn vị chưa gửi báo cáo: {h['X10714-VP'].name}." in text
+    assert "3/4 đơn vị đã gửi báo cáo (75,0 %), 2/4 đơn vị gửi đúng hạn (50,0 %)" in text
+    assert "1 đơn vị được miễn báo cáo" in text
+
+    # Running again, the same day or later, reports nothing twice.
+    for day in (WARD_DUE, date(2026, 6, 12)):
+        again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, day, 18))
+        assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == []
+    assert len(report_mails(app)) == 1 and len(reports(app)) == 1
+
+
+def test_all_children_in_or_exempt_before_the_time_consolidates_early(app):
+    from flows.consolidate import consolidate
+
+    _, forms, typed = open_ward(app)
+    for unit in DEPTS[:4]:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 2)))
+    early = at(app.cfg, date(2026, 6, 3), 17)
+    assert consolidate(period=PERIOD, plan="nhi-chieu", as_of=early)[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == []
+    exempt(app, DEPTS[4])
+    # Four are in and the fifth is exempt on 04/6: the ward reports then, not on 08/6 (whichever first).
+    result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 4), 10))
+    assert result[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [WARD]
+    (mail,) = report_mails(app)
+    assert mail.message["X-Baocao-Unit"] == WARD
+    (rep,) = reports(app)
+    c = rep.figures["completeness"]
+    assert (c["expected"], c["accepted"], c["on_time"], c["exempt"]) == (4, 4, 4, 1)
+    assert rep.figures["missing"] == [] and rep.figures["late"] == []
+    for ind in app.cfg.catalog.counts:
+        assert rep.figures["totals"][ind.code] == sum(typed[u].values[ind.code] for u in DEPTS[:4])
+        assert rep.figures["covered"][ind.code] == 4
+
+
+def test_late_child_after_the_report_then_resend_makes_a_correction(app):
+    from flows.consolidate import consolidate
+
+    h = app.cfg.hierarchy
+    _, forms, typed = open_ward(app)
+    early = [u for u in DEPTS if u != "X10714-VP"]
+    for unit in early:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
+    consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
+    (v1,) = reports(app)
+    assert v1.figures["missing"] == ["X10714-VP"]
+
+    # The missing department sends its form the day after the report went up (before the lock).
+    submit(app, forms["X10714-VP"], typed["X10714-VP"], at(app.cfg, date(2026, 6, 9), 9))
+    refused = cli("consolidate", "--period", PERIOD, "--resend")
+    assert refused.exit_code == 2 and len(reports(app)) == 1
+    run = cli("consolidate", "--period", PERIOD, "--plan", "nhi-chieu", "--unit", WARD, "--resend",
+              "--as-of", "2026-06-09T17:00")
+    assert run.exit_code == 0, run.output
+
+    first, second = reports(app)
+    assert (first.id, first.version, first.correction) == (v1.id, 1, False)
+    assert (second.unit_code, second.version, second.correction) == (WARD, 2, True)
+    assert second.figures["missing"] == [] and "X10714-VP" in second.figures["late"]
+    assert second.figures["completeness"]["accepted"] == 5
+    for ind in app.cfg.catalog.counts:
+        assert second.figures["totals"][ind.code] == sum(typed[u].values[ind.code] for u in DEPTS)
+        assert second.figures["totals"][ind.code] == (first.figures["totals"][ind.code]
+                                                       + typed["X10714-VP"].values[ind.code])
+    online = second.figures["derived"]["TL_HN_TRUC_TUYEN"]["value"]
+    assert online == pytest.approx(ratio(typed, DEPTS, "HN_TRUC_TUYEN", "HN_TONG"))
+
+    mails = report_mails(app)
+    assert len(mails) == 2
+    subject = mails[1].message["Subject"]
+    assert "ĐÍNH CHÍNH" in subject and h[WARD].name in subject and "ĐÍNH CHÍNH" not in mails[0].message["Subject"]
+    assert set(mails[1].rcpt_tos) == set(mails[0].rcpt_tos)
+    files = attachments(mails[1])
+    assert set(files) == {f"BaoCao_{PERIOD}_{WARD}_v2.docx", f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"}
+    text = docx_text(files[f"BaoCao_{PERIOD}_{WARD}_v2.docx"][1])
+    assert "đính chính, thay thế báo cáo phiên bản số 1" in text
+    assert "Đơn vị chưa gửi báo cáo" not in text and "5/5 đơn vị đã gửi báo cáo" in text
+    rows, _ = xlsx_totals(files[f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"][1])
+    hn = count_header(app.cfg.catalog["HN_TONG"])
+    assert rows[WARD][hn] == second.figures["totals"]["HN_TONG"]
+    assert rows["X10714-VP"][hn] == typed["X10714-VP"].values["HN_TONG"]
+
+    # The scheduled run afterwards does not send a third version.
+    again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 10), 17))
+    assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [] and len(report_mails(app)) == 2
+
+
+def test_report_command_writes_the_files_and_sends_nothing(app, tmp_path):
+    from flows.db import OutboxMessage
+
+    _, forms, typed = open_ward(app)
+    for unit in DEPTS[:3]:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
+    with app.db.session() as s:
+        outbox_before = len(list(s.scalars(select(OutboxMessage))))
+    delivered_before = len(app.smtp.messages)
+
+    out = tmp_path / "bao-cao"
+    run = cli("report", "--unit", WARD, "--period", PERIOD, "--plan", "nhi-chieu", "-o", str(out),
+              "--as-of", "2026-06-08T17:00")
+    assert run.exit_code == 0, run.output
+    stem = f"bao-cao-x10714-{PERIOD.lower()}"
+    names = {p.name for p in out.iterdir()}
+    assert names == {f"{stem}.docx", f"{stem}-phu-luc.xlsx", f"{stem}-email.html", f"{stem}-email.txt",
+                     f"{stem}-bieu-do.png"}
+    text = docx_text((out / f"{stem}.docx").read_bytes())
+    assert "BÁO CÁO" in text and "3/5 đơn vị đã gửi báo cáo" in text
+    rows, _ = xlsx_totals((out / f"{stem}-phu-luc.xlsx").read_bytes())
+    hn = count_header(app.cfg.catalog["HN_TONG"])
+    assert rows[WARD][hn] == sum(typed[u].values["HN_TONG"] for u in DEPTS[:3])
+    assert 'src="cid:chart"' in (out / f"{stem}-email.html").read_text(encoding="utf-8")
+
+    # Nothing sent, nothing queued, no report version kept.
+    assert len(app.smtp.messages) == delivered_before
+    with app.db.session() as s:
+        assert len(list(s.scalars(select(OutboxMessage)))) == outbox_before
+    assert reports(app) == []
+
+    unknown = cli("report", "--unit", "X11074", "--period", PERIOD, "--plan", "nhi-chieu", "-o", str(out))
+    assert unknown.exit_code == 2
+
+
+@pytest.mark.slow
+def test_word_report_opens_in_libreoffice_with_the_nd30_header(app, tmp_path):
+    import shutil
+    import subprocess
+
+    from flows.consolidate import consolidate
+
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    pdftotext = shutil.which("pdftotext")
+    if not soffice or not pdftotext:
+        pytest.skip("LibreOffice (soffice) and pdftotext are needed")
+    _, forms, typed = open_ward(app)
+    for unit in DEPTS:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
+    consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 4)))
+    (mail,) = report_mails(app)
+    docx_path = tmp_path / "report.docx"
+    docx_path.write_bytes(attachments(mail)[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])
+    profile = tmp_path / "lo-profile"  # a private profile: no clash with another running LibreOffice
+    subprocess.run([soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(docx_path)], check=True, capture_output=True, timeout=120)
+    pdf = tmp_path / "report.pdf"
+    assert pdf.exists() and pdf.stat().st_size > 0
+    first = subprocess.run([pdftotext, "-f", "1", "-l", "1", "-layout", str(pdf), "-"], check=True,
+                           capture_output=True, timeout=60).stdout.decode("utf-8")
+    for line in ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc", "BÁO CÁO",
+                 "ỦY BAN NHÂN DÂN", "PHƯỜNG NHỊ CHIỂU", "/BC-UBND", "Nhị Chiểu, ngày 04 tháng 6 năm 2026"):
+        assert line in first, line
+
+
+# ----------------------------------------------------------------------------- the city (national plan, root T31)
+@pytest.mark.slow
+def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app):
+    """Hải Phòng: 114 communes (X10714 and X11074 consolidate their departments) and 2 city departments."""
+    import json
+
+    from flows.consolidate import consolidate
+    from flows.open_period import open_period
+    from flows.store import find_cycle
+    from flows.taskbook import import_appendix
+
+    cfg, h = app.cfg, app.cfg.hierarchy
+    import_appendix(app.db, cfg, cfg.directory / "appendices/nhi-chieu.txt", "nhi-chieu", 2026)
+    open_period(period=PERIOD, plan="national", root="T31")
+    cycle = find_cycle(app.db, PERIOD, "national", "T31")
+    assert cycle is not None
+    forms = forms_received(app)
+    leaves = [u.code for u in h.walk("T31") if not h.has_children(u.code)]
+    assert sorted(forms) == sorted(leaves) and len(leaves) == 112 + 5 + 4 + 2
+    dl = deadlines(app, cycle.id)
+    # Communes before 05/6, the city before 12/6, departments 3 working days before their parent.
+    assert (dl["X10714"], dl["X10714-KT"], dl["T31-SNV"], dl["T31"]) == (
+        date(2026, 6, 5), date(2026, 6, 2), date(2026, 6, 9), date(2026, 6, 12))
+
+    typed = draw(app, leaves, seed=31)
+    # One big department with a low online share: a mean of percentages would be far off the ratio of sums.
+    typed["T31-SNV"].values.update(HN_TONG=1000, HN_TRUC_TUYEN=100)
+    typed["T31-SNV"].previous_year.update(HN_TONG=1100, HN_TRUC_TUYEN=100)
+    communes = [u.code for u in h.children("T31") if u.level == "commune" and not h.has_children(u.code)]
+    missing, exempted, late = communes[0], communes[1], communes[2:5]
+    tu_ky = [c.code for c in h.children("X11074")]
+    nhi_chieu = [c.code for c in h.children("X10714")]
+    statuses = {"X10714-VHXH": "done", "X10714-VP": "in_progress", "X10714-KT": "not_started",
+                "X10714-TTHCC": "done", "X10714-TTDVSNC": "in_progress"}
+
+    # Tứ Kỳ's departments are all in on 01/6, before their deadline (02/6): Tứ Kỳ reports that day.
+    for u in tu_ky:
+        submit(app, forms[u], typed[u], at(cfg, date(2026, 6, 1)))
+    first = consolidate(period=PERIOD, plan="national", root="T31", as_of=at(cfg, date(2026, 6, 1), 17))
+    assert first[f"{PERIOD}/national/T31"]["reports"] == ["X11074"]
+
+    for u in nhi_chieu:  # task statuses: every task of the department gets the department's status
+        when = at(cfg, date(2026, 6, 3) if u == "X10714-KT" else date(2026, 6, 2))
+        submit(app, forms[u], typed[u], when, task_status={n: statuses[u] for n in range(1, 20)})
+    for u in communes:
+        if u == missing:
+            continue
+        if u == exempted:
+            exempt(app, u)
+            continue
+        submit(app, forms[u], typed[u], at(cfg, date(2026, 6, 8) if u in late else date(2026, 6, 4)))
+    for u in ("T31-SNV", "T31-VPUB"):
+        submit(app, forms[u], typed[u], at(cfg, date(2026, 6, 8)))
+
+    as_of = at(cfg, date(2026, 6, 11), 17)  # the city's time: 1 working day after 09/6 is 10/6
+    result = consolidate(period=PERIOD, plan="national", root="T31", as_of=as_of)
+    assert result[f"{PERIOD}/national/T31"] == {"reports": ["X10714", "T31"], "sent": 2, "failed": {}}
+
+    # Children before parents: Nhị Chiểu's report was made and delivered before the city's.
+    mails = report_mails(app)
+    assert [m.message["X-Baocao-Unit"] for m in mails] == ["X11074", "X10714", "T31"]
+    by_unit = {r.unit_code: r for r in reports(app)}
+    assert by_unit["X11074"].id < by_unit["X10714"].id < by_unit["T31"].id
+    city_mail = mails[2]
+    assert set(city_mail.rcpt_tos) == {*h["BNV"].coordinator_emails, *h["BNV"].head_emails,
+                                       *h["T31"].coordinator_emails}
+    assert h["T31"].coordinator_emails[0] in city_mail.message["Cc"]
+    assert h["T31"].name in city_mail.message["Subject"]
+    for m in mails[:2]:
+        assert set(h["T31"].coordinator_emails) <= set(m.rcpt_tos)
+
+    # --- the numbers: by hand, `baocao figures`, the report kept, the XLSX appendix and the Word text
+    accepted = [u for u in leaves if u not in (missing, exempted)]
+    run = cli("figures", "--unit", "T31", "--period", PERIOD, "--plan", "national", "--as-of", "2026-06-11T17:00",
+              "--format", "json")
+    assert run.exit_code == 0, run.output
+    fig = json.loads(run.stdout)
+    assert fig == by_unit["T31"].figures
+    for ind in cfg.catalog.counts:
+        assert fig["totals"][ind.code] == sum(typed[u].values[ind.code] for u in accepted), ind.code
+        assert fig["covered"][ind.code] == len(accepted)
+    online = fig["derived"]["TL_HN_TRUC_TUYEN"]
+    expected_ratio = ratio(typed, accepted, "HN_TRUC_TUYEN", "HN_TONG")
+    assert online["value"] == pytest.approx(expected_ratio)
+    assert online["basis"] == {"numerator": sum(typed[u].values["HN_TRUC_TUYEN"] for u in accepted),
+                               "denominator": sum(typed[u].values["HN_TONG"] for u in accepted),
+                               "units": len(accepted)}
+    children = [c for c in fig["children"] if c not in (missing, exempted)]
+    child_figs = {c: json.loads(cli("figures", "--unit", c, "--period", PERIOD, "--plan", "national",
+                                    "--as-of", "2026-06-11T17:00").stdout) for c in ("X10714", "X11074")}
+    child_ratios = [child_figs[c]["derived"]["TL_HN_TRUC_TUYEN"]["value"] if c in child_figs
+                    else typed[c].values["HN_TRUC_TUYEN"] * 100 / typed[c].values["HN_TONG"] for c in children]
+    assert abs(online["value"] - sum(child_ratios) / len(child_ratios)) > 5  # not a mean of percentages
+    c = fig["completeness"]
+    assert (c["expected"], c["accepted"], c["exempt"]) == (len(leaves) - 1, len(accepted), 1)
+    assert c["on_time"] == len(accepted) - len(late) - 1  # the late communes and X10714-KT
+    assert fig["missing"] == [missing]
+    assert set(fig["late"]) == {missing, *late, "X10714-KT"}
+    assert child_figs["X10714"] == by_unit["X10714"].figures
+
+    files = attachments(city_mail)
+    rows, sheets = xlsx_totals(files[f"BaoCao_{PERIOD}_T31_v1_PhuLuc.xlsx"][1])
+    assert set(rows) == {"T31", *(u.code for u in h.children("T31"))}  # one row per child, then the total
+    total = rows["T31"]
+    for ind in cfg.catalog.counts:
+        assert total[count_header(ind)] == fig["totals"][ind.code]
+        assert rows["X10714"][count_header(ind)] == child_figs["X10714"]["totals"][ind.code]
+    online_col = "Tỷ lệ hội nghị trực tuyến (%)"
+    assert total[online_col] == pytest.approx(online["value"])
+    for code, d in fig["derived"].items():
+        header = d["label"] + ("" if d["kind"] == "max" else " (%)")
+        assert total[header] == pytest.approx(d["value"]), code
+    assert rows["X10714"][online_col] == pytest.approx(child_figs["X10714"]["derived"]["TL_HN_TRUC_TUYEN"]["value"])
+    assert total["Tình hình báo cáo"] == f"{len(accepted)}/{len(leaves) - 1} đơn vị"
+    listed = {r[1]: r[4] for r in sheets["Đơn vị chưa báo cáo, trễ hạn"] if r[1]}
+    assert set(listed) == {missing, *late, "X10714-KT"}
+    assert listed[missing] != listed[late[0]]  # not reported vs. reported late
+
+    from flows.formatting import number_vi
+
+    text = docx_text(files[f"BaoCao_{PERIOD}_T31_v1.docx"][1])
+    for ind in cfg.catalog.counts:
+        assert f"{ind.label}: {number_vi(fig['totals'][ind.code])} {ind.unit}" in text, ind.code
+    for d in fig["derived"].values():
+        if d["kind"] == "ratio":
+            assert f"{d['label']} đạt {number_vi(d['value'], 1)} %" in text, d["label"]
+    assert f"Tỷ lệ hội nghị trực tuyến đạt {number_vi(online['value'], 1)} %" in text
+    assert f"{len(accepted)}/{len(leaves) - 1} đơn vị đã gửi báo cáo" in text
+    assert f"Đơn vị chưa gửi báo cáo: {h[missing].name}." in text
+    assert "ỦY BAN NHÂN DÂN" in text and "THÀNH PHỐ HẢI PHÒNG" in text
+
+    # --- the city's task table counts Nhị Chiểu's departments (task 1 is past its deadline, 10/5/2026)
+    task_rows = {r[0]: r for r in sheets["Nhiệm vụ"]}
+    assert set(task_rows) == set(range(1, 20))
+    number, _, done, in_progress, not_started, overdue, overdue_units = task_rows[1]
+    assert (done, in_progress, not_started, overdue) == (2, 2, 1, 3)
+    assert set(overdue_units.split("; ")) == {h["X10714-VP"].name, h["X10714-KT"].name, h["X10714-TTDVSNC"].name}
+    assert task_rows[4][2:6] == [2, 2, 1, 0]  # due 30/6: nobody is overdue yet
+    # Task 6 goes to "UBND phường" itself and each department. The ward fills no form: it reports through
+    # its departments (two done, two in progress, one not started), so it counts as in progress.
+    assert task_rows[6][2:5] == [2, 3, 1]
+
+    # --- running again reports nothing twice
+    again = consolidate(period=PERIOD, plan="national", root="T31", as_of=at(cfg, date(2026, 6, 12), 17))
+    assert again[f"{PERIOD}/national/T31"]["reports"] == []
+    assert len(report_mails(app)) == 3 and len(reports(app)) == 3

@@ -1,0 +1,514 @@
+"""Which reminder, overdue notice or escalation goes out on which day, checked at the real SMTP server.
+
+Each test opens a cycle the way `open-period` does (record it, write every unit's request with its
+form, send them over SMTP), then runs the chase for one day at a time with `as_of`, doing what the
+`chase` flow's two tasks do (`chase_cycle` for every open cycle, then `outbox.deliver` of the chase
+kinds) without Prefect; tests/test_chase.py runs the same through the real flow. What counts is what
+the loopback SMTP server receives: recipient, Cc, stage and subject, day by day.
+
+Key dates (2026-H1): Tứ Kỳ's departments are due Tue 02/6 (3 working days before the commune's
+Fri 05/6), so before-3 = Thu 28/5, before-1 = Mon 01/6, overdue-1 = Wed 03/6, escalate-3 = Fri 05/6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import random
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pendulum
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from flows import dispatch, outbox, runtime
+from flows.calendar import Period
+from flows.db import AuditEvent, OutboxMessage, Request
+from flows.forms import FormBuilder
+from flows.intake import Incoming, take_in
+from flows.mailer import message_id_for
+from flows.operations import exempt, return_submission
+from flows.plans import ReminderPolicy
+from flows.reminders import chase_cycle, plan_actions
+from flows.simulate import figures, fill_form
+from flows.store import CycleInfo, open_cycle, open_cycles, requests_of
+from flows.taskbook import import_appendix
+
+TZ = "Asia/Ho_Chi_Minh"
+CHASE_KINDS = ("reminder", "overdue", "escalation")
+DATA = Path(__file__).resolve().parent / "data"
+TU_KY_DEPTS = ("X11074-KT", "X11074-TTHCC", "X11074-VHXH", "X11074-VP")
+
+
+# ----------------------------------------------------------------------------- helpers
+def at(day: date, hour: int = 8, minute: int = 30) -> datetime:
+    return pendulum.datetime(day.year, day.month, day.day, hour, minute, tz=TZ)
+
+
+def days(start: date, end: date) -> Iterable[date]:
+    d = start
+    while d <= end:
+        yield d
+        d += timedelta(days=1)
+
+
+def coord(code: str) -> str:
+    return f"daumoi.{code.lower()}@donvi.example"
+
+
+def head(code: str) -> str:
+    return f"lanhdao.{code.lower()}@donvi.example"
+
+
+@dataclass(frozen=True, order=True)
+class Sent:
+    """One chase message as the SMTP server received it (stage from its outbox row, by Message-ID)."""
+
+    kind: str
+    stage: str
+    unit: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+
+    @property
+    def row(self) -> tuple:
+        return self.kind, self.stage, self.unit, self.to, self.cc
+
+
+class Mailbox:
+    """Reads the chase messages the SMTP server received since the last look."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+        self.seen = 0
+        self.by_day: dict[date, list[Sent]] = {}  # filled by drive()
+
+    def new(self) -> list[Sent]:
+        msgs = self.app.smtp.messages
+        fresh, self.seen = msgs[self.seen:], len(msgs)
+        rows = {message_id_for(r.key): r for r in outbox.messages(runtime.database(runtime.config()))}
+        out = []
+        for m in fresh:
+            msg = m.message
+            if msg["X-Baocao-Kind"] not in CHASE_KINDS:
+                continue
+            row = rows[m.message_id]
+            out.append(Sent(
+                kind=str(msg["X-Baocao-Kind"]), stage=row.stage, unit=str(msg["X-Baocao-Unit"]),
+                to=tuple(a.addr_spec for a in msg["To"].addresses),
+                cc=tuple(a.addr_spec for a in msg["Cc"].addresses) if msg["Cc"] else (),
+                subject=str(msg["Subject"]), text=msg.get_body(("plain",)).get_content(),
+                html=msg.get_body(("html",)).get_content(),
+            ))
+        return sorted(out)
+
+
+def open_and_send_requests(period: str, plan: str, root: str | None = None) -> CycleInfo:
+    """What `open-period` does: the cycle, every unit's request (with its form), sent over SMTP."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    info = open_cycle(db, cfg, Period.parse(period), plan, root)
+    units = [u.code for u in cfg.hierarchy.walk(info.root)]
+    prepared = dispatch.prepare_requests(db, cfg, info, units, FormBuilder(cfg.catalog))
+    assert not prepared.failed, prepared.failed
+    delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["request"])
+    assert delivery.ok, delivery.failed
+    dispatch.mark_sent(db, info, delivery.sent)
+    return info
+
+
+def chase_on(day: date, hour: int = 8, minute: int = 30) -> None:
+    """The chase flow's work for one day, without Prefect: today's actions of every open cycle, then send."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    for info in open_cycles(db):
+        chase_cycle(db, cfg, info, at(day, hour, minute))
+    delivery = outbox.deliver(db, cfg.settings, kinds=list(CHASE_KINDS))
+    assert delivery.ok, delivery.failed
+
+
+def drive(box: Mailbox, start: date, end: date, *, only: Iterable[date] | None = None) -> dict[date, list[tuple]]:
+    """Chase every day from start to end (or only on the given days); what reached SMTP on each day."""
+    wanted = set(only) if only is not None else None
+    log: dict[date, list[tuple]] = {}
+    for day in days(start, end):
+        if wanted is not None and day not in wanted:
+            continue
+        chase_on(day)
+        sent = box.new()
+        if sent:
+            box.by_day[day] = sent
+            log[day] = [s.row for s in sent]
+    return log
+
+
+def reminder(code: str, n: int) -> tuple:
+    return ("reminder", f"before-{n}", code, (coord(code),), ())
+
+
+def overdue(code: str, n: int = 1) -> tuple:
+    return ("overdue", f"overdue-{n}", code, (coord(code),), (head(code),))
+
+
+def escalation(parent: str, n: int = 3) -> tuple:
+    return ("escalation", f"escalate-{n}", parent, (coord(parent),), (head(parent),))
+
+
+def submit(app, unit: str, when: datetime, *, mistake: str | None = None,  # noqa: ANN001
+           task_status: dict[int, str] | None = None):
+    """The unit's officer fills the form it received by e-mail and sends it back."""
+    cfg = runtime.config()
+    coordinator = cfg.hierarchy[unit].coordinator_emails[0]
+    request = next(m.message for m in app.smtp.messages
+                   if m.message["X-Baocao-Kind"] == "request" and coordinator in m.rcpt_tos)
+    (att,) = list(request.iter_attachments())
+    rng = random.Random(unit)
+    data = fill_form(att.get_content(), cfg.catalog, figures(cfg.catalog, rng), rng, mistake=mistake,
+                     task_status=task_status)
+    return take_in(runtime.database(cfg), cfg, Incoming(data, att.get_filename(), "email", sender=coordinator,
+                                                        received_at=when))
+
+
+def request_state(unit: str) -> tuple[str, str | None]:
+    with runtime.database(runtime.config()).session() as s:
+        req = s.scalars(select(Request).where(Request.unit_code == unit)).one()
+        return req.state, req.state_reason
+
+
+# ----------------------------------------------------------------------------- a weekend
+def test_friday_deadline_overdue_notice_skips_the_weekend(app):
+    """National plan, Điện Biên's 45 communes: due Fri 05/6/2026, so overdue-1 is Mon 08/6, escalate-3 Wed 10/6."""
+    info = open_and_send_requests("2026-H1", "national", root="T11")
+    cfg = runtime.config()
+    communes = sorted(u.code for u in cfg.hierarchy.walk("T11") if u.code != "T11")
+    assert len(communes) == 45
+    with runtime.database(cfg).session() as s:
+        deadlines = {r.unit_code: r.deadline for r in s.scalars(select(Request).where(Request.cycle_id == info.id))}
+    assert {deadlines[c] for c in communes} == {date(2026, 6, 5)} and date(2026, 6, 5).weekday() == 4
+    assert deadlines["T11"] == date(2026, 6, 12)  # the province consolidates; it is not chased
+
+    log = drive(Mailbox(app), date(2026, 5, 25), date(2026, 6, 14))
+    assert log == {
+        date(2026, 6, 2): [reminder(c, 3) for c in communes],  # Tue: 3 working days before Fri
+        date(2026, 6, 4): [reminder(c, 1) for c in communes],  # Thu
+        date(2026, 6, 8): [overdue(c) for c in communes],  # Mon: the weekend is not a working day
+        date(2026, 6, 10): [escalation("T11")],  # Wed: 3 working days after, one message for all 45
+    }
+
+
+# ----------------------------------------------------------------------------- Tết
+TET_PLAN = DATA / "config_tet" / "plans" / "tet.toml"
+
+
+@pytest.fixture
+def tet_config(app, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN001
+    """A copy of config/ with a quarterly plan due in February 2027, when Tết falls."""
+    directory = tmp_path / "config"
+    shutil.copytree(runtime.config().directory, directory)
+    shutil.copy(TET_PLAN, directory / "plans" / "tet.toml")
+    monkeypatch.setenv("BAOCAO_CONFIG_DIR", str(directory))
+    runtime.reset()
+    cfg = runtime.config()
+    assert cfg.directory == directory and "tet" in cfg.plans
+    return cfg
+
+
+def test_deadlines_and_stages_around_tet(app, tet_config):
+    cal = tet_config.calendar
+    # Tết 2027 (the `holidays` package): Thu 04/2 to Wed 10/2 are days off, Thu 11/2 is a working day.
+    assert [d for d in days(date(2027, 2, 1), date(2027, 2, 12)) if not cal.is_working_day(d)] == [
+        date(2027, 2, d) for d in range(4, 11)]
+    info = open_and_send_requests("2027-Q1", "tet")
+    with runtime.database(tet_config).session() as s:
+        deadlines = {r.unit_code: r.deadline for r in s.scalars(select(Request).where(Request.cycle_id == info.id))}
+    assert deadlines == {
+        "X11074": date(2027, 2, 12),  # day 12 of the month before Q1's last: Fri 12/2, a working day
+        "X11074-VHXH": date(2027, 2, 12),
+        "X11074-VP": date(2027, 2, 12),
+        "X11074-KT": date(2027, 2, 3),  # Mon 08/2 is in Tết: moved to the previous working day, Wed 03/2
+        "X11074-TTHCC": date(2027, 2, 15),  # Mon 15/2
+    }
+
+    box = Mailbox(app)
+    log = drive(box, date(2027, 1, 25), date(2027, 2, 22))
+    assert log == {
+        date(2027, 1, 29): [reminder("X11074-KT", 3)],  # Fri: 3 working days before Wed 03/2
+        date(2027, 2, 2): [reminder("X11074-KT", 1), reminder("X11074-VHXH", 3), reminder("X11074-VP", 3)],
+        date(2027, 2, 3): [reminder("X11074-TTHCC", 3)],  # 3 working days before Mon 15/2, across Tết
+        date(2027, 2, 11): [overdue("X11074-KT"), reminder("X11074-VHXH", 1), reminder("X11074-VP", 1)],
+        date(2027, 2, 12): [reminder("X11074-TTHCC", 1)],  # Fri before a Monday deadline
+        date(2027, 2, 15): [escalation("X11074"), overdue("X11074-VHXH"), overdue("X11074-VP")],
+        date(2027, 2, 16): [overdue("X11074-TTHCC")],
+        date(2027, 2, 17): [escalation("X11074")],
+        date(2027, 2, 18): [escalation("X11074")],
+    }
+    # Working days are counted in the text too: Tết's days off are not "days left".
+    (tthcc,) = box.by_day[date(2027, 2, 3)]
+    assert "Hạn gửi báo cáo: ngày 15 tháng 02 năm 2027 (còn 3 ngày làm việc)." in tthcc.text
+    assert tthcc.subject == "[2027-Q1] Nhắc hạn: báo cáo của Trung tâm Phục vụ hành chính công xã Tứ Kỳ hạn 15/02/2027"
+    # Each escalation is set off by the children reaching 3 working days late that day, and lists every
+    # child that is 3 or more working days late: one message each time, none left out.
+    escalations = {day: sent[0] for day, sent in box.by_day.items() if sent[0].kind == "escalation"}
+    assert {day: e.subject for day, e in escalations.items()} == {
+        date(2027, 2, 15): "[2027-Q1] 1 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
+        date(2027, 2, 17): "[2027-Q1] 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
+        date(2027, 2, 18): "[2027-Q1] 4 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
+    }
+    listed = {day: [c for c in TU_KY_DEPTS if f"({c})" in e.text] for day, e in escalations.items()}
+    assert listed == {
+        date(2027, 2, 15): ["X11074-KT"],
+        date(2027, 2, 17): ["X11074-KT", "X11074-VHXH", "X11074-VP"],
+        date(2027, 2, 18): list(TU_KY_DEPTS),
+    }
+    assert "(X11074-KT) — hạn 03/02/2027, quá hạn 3 ngày làm việc" in escalations[date(2027, 2, 15)].text
+    assert "(X11074-KT) — hạn 03/02/2027, quá hạn 5 ngày làm việc" in escalations[date(2027, 2, 17)].text
+
+
+def test_overdue_day_counts_across_tet(app, tet_config):
+    """The notice that Wed 03/2's report is late, sent Thu 11/2, says 1 working day (not 8 calendar days)."""
+    open_and_send_requests("2027-Q1", "tet")
+    box = Mailbox(app)
+    drive(box, date(2027, 2, 1), date(2027, 2, 10))
+    chase_on(date(2027, 2, 11))
+    (kt,) = [s for s in box.new() if s.unit == "X11074-KT"]
+    assert kt.subject == ("[2027-Q1] Quá hạn 1 ngày làm việc: Phòng Kinh tế xã Tứ Kỳ chưa gửi báo cáo "
+                          "(hạn 03/02/2027)")
+    assert "Hạn gửi là ngày 03 tháng 02 năm 2027; báo cáo đã quá hạn 1 ngày làm việc." in kt.text
+
+
+def test_the_day_is_the_local_day_in_vietnam(app):
+    """An instant is placed on Asia/Ho_Chi_Minh's calendar: 17:30 UTC on 27/5 is already Thu 28/5 there."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    info = open_cycle(db, cfg, Period.parse("2026-H1"), "tu-ky")
+    evening = pendulum.datetime(2026, 5, 27, 16, 30, tz="UTC")  # 23:30 on Wed 27/5 in Vietnam
+    assert chase_cycle(db, cfg, info, evening, dry_run=True) == []
+    after_midnight = pendulum.datetime(2026, 5, 27, 17, 30, tz="UTC")  # 00:30 on Thu 28/5
+    actions = chase_cycle(db, cfg, info, after_midnight, dry_run=True)
+    assert sorted((a.stage, a.unit) for a in actions) == [("before-3", c) for c in TU_KY_DEPTS]
+
+
+# ----------------------------------------------------------------------------- who is chased
+def test_a_submission_stops_the_chase_at_once(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    box = Mailbox(app)
+    assert drive(box, date(2026, 5, 28), date(2026, 5, 31)) == {
+        date(2026, 5, 28): [reminder(c, 3) for c in TU_KY_DEPTS]}
+    # VP replies on Mon 01/6 at 07:00, before that morning's chase: it gets no before-1.
+    outcome = submit(app, "X11074-VP", at(date(2026, 6, 1), 7, 0))
+    assert outcome.status == "accepted", outcome.units[0].problems
+    # KT replies late, on Thu 04/6, after its overdue notice: not in Friday's escalation.
+    log = drive(box, date(2026, 6, 1), date(2026, 6, 3))
+    assert submit(app, "X11074-KT", at(date(2026, 6, 4), 10, 0)).status == "accepted"
+    assert request_state("X11074-KT")[0] == "late"
+    log |= drive(box, date(2026, 6, 4), date(2026, 6, 15))
+    assert log == {
+        date(2026, 6, 1): [reminder(c, 1) for c in ("X11074-KT", "X11074-TTHCC", "X11074-VHXH")],
+        date(2026, 6, 3): [overdue(c) for c in ("X11074-KT", "X11074-TTHCC", "X11074-VHXH")],
+        date(2026, 6, 5): [escalation("X11074")],
+    }
+    chase_on(date(2026, 6, 5), 17, 0)
+    assert box.new() == []
+
+
+def test_escalation_lists_only_the_children_still_overdue(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    submit(app, "X11074-VP", at(date(2026, 6, 2), 15, 0))  # on time, on the deadline day
+    submit(app, "X11074-KT", at(date(2026, 6, 4), 10, 0))  # late, before the escalation
+    box = Mailbox(app)
+    drive(box, date(2026, 6, 1), date(2026, 6, 4))
+    chase_on(date(2026, 6, 5))
+    (esc,) = box.new()
+    assert esc.row == escalation("X11074")
+    assert esc.subject == "[2026-H1] 2 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo"
+    assert "1. Trung tâm Phục vụ hành chính công xã Tứ Kỳ (X11074-TTHCC) — hạn 02/6/2026, quá hạn 3 ngày" in esc.text
+    assert "2. Phòng Văn hóa - Xã hội xã Tứ Kỳ (X11074-VHXH) — hạn 02/6/2026, quá hạn 3 ngày" in esc.text
+    assert "X11074-VP" not in esc.text and "X11074-KT" not in esc.text
+
+
+def test_an_exempt_unit_is_never_chased(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    cfg = runtime.config()
+    exempt(runtime.database(cfg), cfg, "X11074-TTHCC", "2026-H1", "Đơn vị mới thành lập, chưa phát sinh số liệu",
+           actor="vhxh-tuky")
+    box = Mailbox(app)
+    log = drive(box, date(2026, 5, 19), date(2026, 6, 15))
+    others = ("X11074-KT", "X11074-VHXH", "X11074-VP")
+    assert log == {
+        date(2026, 5, 28): [reminder(c, 3) for c in others],
+        date(2026, 6, 1): [reminder(c, 1) for c in others],
+        date(2026, 6, 3): [overdue(c) for c in others],
+        date(2026, 6, 5): [escalation("X11074")],
+    }
+    assert not any(coord("X11074-TTHCC") in m.rcpt_tos or head("X11074-TTHCC") in m.rcpt_tos
+                   for m in app.smtp.messages if m.message["X-Baocao-Kind"] in CHASE_KINDS)
+    (esc,) = box.by_day[date(2026, 6, 5)]
+    assert esc.subject == "[2026-H1] 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo" and "X11074-TTHCC" not in esc.text
+
+
+def test_a_rejected_unit_is_chased_with_the_reason(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    outcome = submit(app, "X11074-VHXH", at(date(2026, 5, 29), 9, 0), mistake="relation")
+    assert outcome.status == "rejected"
+    state, reason = request_state("X11074-VHXH")
+    assert state == "rejected" and reason
+    box = Mailbox(app)
+    chase_on(date(2026, 6, 1))
+    (vhxh,) = [s for s in box.new() if s.unit == "X11074-VHXH"]
+    assert vhxh.row == reminder("X11074-VHXH", 1)
+    assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in vhxh.text
+    assert html.escape(reason, quote=False) in vhxh.html or html.escape(reason) in vhxh.html
+    chase_on(date(2026, 6, 3))
+    (vhxh,) = [s for s in box.new() if s.unit == "X11074-VHXH"]
+    assert vhxh.row == overdue("X11074-VHXH")
+    assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in vhxh.text
+    chase_on(date(2026, 6, 5))
+    (esc,) = box.new()
+    line = next(ln for ln in esc.text.splitlines() if "X11074-VHXH" in ln)
+    assert "báo cáo đã gửi chưa được tiếp nhận" in line
+    assert all("chưa được tiếp nhận" not in ln for ln in esc.text.splitlines() if "X11074-KT" in ln)
+
+
+def test_a_returned_unit_is_chased_again_with_the_reason(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    assert submit(app, "X11074-KT", at(date(2026, 5, 29), 9, 0)).status == "accepted"
+    box = Mailbox(app)
+    chase_on(date(2026, 6, 1))
+    assert "X11074-KT" not in {s.unit for s in box.new()}  # accepted: no before-1
+    cfg = runtime.config()
+    reason = "Số hội nghị trực tuyến <60%> chưa khớp với sổ theo dõi; đề nghị rà soát lại"
+    return_submission(runtime.database(cfg), cfg, "X11074-KT", "2026-H1", reason, actor="vhxh-tuky")
+    assert request_state("X11074-KT") == ("returned", reason)
+    chase_on(date(2026, 6, 3))
+    (kt,) = [s for s in box.new() if s.unit == "X11074-KT"]
+    assert kt.row == overdue("X11074-KT")
+    assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in kt.text
+    assert html.escape(reason, quote=False) in kt.html and "<60%>" not in kt.html  # escaped in HTML
+
+
+# ----------------------------------------------------------------------------- a flow that did not run
+def test_after_days_without_a_run_only_the_latest_stage_goes(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    box = Mailbox(app)
+    # Nothing ran on Thu 28/5 (before-3): on Mon 01/6 only before-1 goes, once per unit.
+    log = drive(box, date(2026, 6, 1), date(2026, 6, 1))
+    # Nothing ran from Tue 02/6 to Thu 04/6: on Fri 05/6 the overdue notice (its only stage) and the
+    # escalation go, and no reminder at all (the deadline has passed).
+    log |= drive(box, date(2026, 6, 5), date(2026, 6, 15))
+    assert log == {
+        date(2026, 6, 1): [reminder(c, 1) for c in TU_KY_DEPTS],
+        date(2026, 6, 5): sorted([escalation("X11074")] + [overdue(c) for c in TU_KY_DEPTS]),
+    }
+    with runtime.database(runtime.config()).session() as s:
+        stages = sorted(s.scalars(select(OutboxMessage.stage).where(OutboxMessage.kind.in_(CHASE_KINDS))))
+    assert stages == ["before-1"] * 4 + ["escalate-3"] + ["overdue-1"] * 4
+
+
+def test_first_run_after_the_deadline_sends_no_reminder(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    box = Mailbox(app)
+    log = drive(box, date(2026, 6, 3), date(2026, 6, 10))
+    assert log == {date(2026, 6, 3): [overdue(c) for c in TU_KY_DEPTS], date(2026, 6, 5): [escalation("X11074")]}
+
+
+def test_with_several_stages_of_a_kind_a_late_run_owes_only_the_latest(app):
+    """Tứ Kỳ's policy with more stages (before 5/3/1, overdue 1/5): what is owed on a day, given what went."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    info = open_cycle(db, cfg, Period.parse("2026-H1"), "tu-ky")
+    plan = dataclasses.replace(cfg.plan("tu-ky"), reminders=ReminderPolicy(before=(5, 3, 1), overdue=(1, 5),
+                                                                           escalate=(3,)))
+    reqs = requests_of(db, info.id)
+
+    def owed(day: date, sent: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+        return sorted({(a.kind, a.stage) for a in plan_actions(cfg, plan, info, reqs, day, set(sent), set())})
+
+    assert owed(date(2026, 5, 25)) == []
+    assert owed(date(2026, 5, 26)) == [("reminder", "before-5")]  # Tue, 5 working days before Tue 02/6
+    assert owed(date(2026, 5, 29)) == [("reminder", "before-3")]  # before-5 missed: not sent any more
+    assert owed(date(2026, 6, 2)) == [("reminder", "before-1")]
+    assert owed(date(2026, 6, 8)) == [("escalation", "escalate-3"), ("overdue", "overdue-1")]
+    assert owed(date(2026, 6, 9)) == [("escalation", "escalate-3"), ("overdue", "overdue-5")]  # not overdue-1
+    keys = {a.key for a in plan_actions(cfg, plan, info, reqs, date(2026, 6, 3), set(), set())}
+    assert len(keys) == 4 and all(k.endswith("/overdue/overdue-1") for k in keys)
+    assert owed(date(2026, 6, 5), frozenset(keys)) == [("escalation", "escalate-3")]  # overdue-1 went on 03/6
+
+
+# ----------------------------------------------------------------------------- tasks of the appendix
+def test_overdue_notice_names_the_units_overdue_tasks(app):
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    import_appendix(db, cfg, cfg.directory / "appendices" / "nhi-chieu.txt", "nhi-chieu", 2026)
+    open_and_send_requests("2026-H1", "nhi-chieu")  # departments due Fri 05/6/2026
+    box = Mailbox(app)
+    assert date(2026, 6, 8) not in drive(box, date(2026, 6, 1), date(2026, 6, 7))
+    chase_on(date(2026, 6, 8))  # Mon: overdue-1
+    sent = {s.unit: s for s in box.new()}
+    vhxh = sent["X10714-VHXH"]
+    assert vhxh.row == overdue("X10714-VHXH")
+    task1 = ("- Nhiệm vụ 1: Xây dựng, ban hành kế hoạch của UBND phường đảm bảo thực hiện các nhiệm vụ, "
+             "giải pháp tại Kế hoạch của UBND thành phố. (thời hạn: Trước 10/5/2026)")
+    assert "Nhiệm vụ được giao đã quá thời hạn nhưng chưa báo cáo hoàn thành:" in vhxh.text
+    assert task1 in vhxh.text.splitlines()
+    assert "<li>Nhiệm vụ 1: Xây dựng, ban hành kế hoạch" in vhxh.html
+    # Task 4 (lead VHXH, "Quý II/2026" = 30/6) is not due yet; recurring tasks have no due date.
+    assert "Nhiệm vụ 4:" not in vhxh.text and "Nhiệm vụ 2:" not in vhxh.text
+
+
+def test_a_task_reported_done_is_not_mentioned_again(app):
+    """Task 1 reported done in the accepted H1 report: the year's overdue notice lists task 4, not task 1."""
+    cfg = runtime.config()
+    db = runtime.database(cfg)
+    import_appendix(db, cfg, cfg.directory / "appendices" / "nhi-chieu.txt", "nhi-chieu", 2026)
+    open_and_send_requests("2026-H1", "nhi-chieu")
+    outcome = submit(app, "X10714-VHXH", at(date(2026, 6, 1), 9, 0), task_status={1: "done", 4: "in_progress"})
+    assert outcome.status == "accepted", outcome.units[0].problems
+    open_and_send_requests("2026-Y", "nhi-chieu")  # departments due Mon 07/12/2026
+    box = Mailbox(app)
+    chase_on(date(2026, 12, 8))  # overdue-1 of the year's report
+    (vhxh,) = [s for s in box.new() if s.unit == "X10714-VHXH"]
+    assert vhxh.row == overdue("X10714-VHXH") and vhxh.subject.startswith("[2026-Y] ")
+    assert "- Nhiệm vụ 4: Ban hành văn bản về việc thực hiện kỷ luật" in vhxh.text  # due 30/6, still in progress
+    assert "Nhiệm vụ 1:" not in vhxh.text
+
+
+# ----------------------------------------------------------------------------- the CLI
+def test_cli_dry_run_shows_what_would_go_to_whom_and_sends_nothing(app, monkeypatch: pytest.MonkeyPatch):
+    from flows import cli
+
+    monkeypatch.setattr(cli.console, "width", 250)  # a wide terminal: one table row per line
+    open_and_send_requests("2026-H1", "tu-ky")
+    requests_sent = len(app.smtp.messages)
+    result = CliRunner().invoke(cli.app, ["chase", "--as-of", "2026-06-05T08:30", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "would send on 05/06/2026" in result.output
+    lines = result.output.splitlines()
+
+    def line_of(stage: str, unit: str) -> str:
+        (line,) = [ln for ln in lines if f" {stage} " in ln and f" {unit} " in ln]
+        return line
+
+    for code in TU_KY_DEPTS:
+        line = line_of("overdue-1", code)
+        assert coord(code) in line and head(code) in line and "2026-H1 tu-ky" in line
+    esc = line_of("escalate-3", "X11074")
+    assert coord("X11074") in esc and head("X11074") in esc
+    assert "children: " + ", ".join(TU_KY_DEPTS) in esc
+    assert not any(" before-" in ln for ln in lines)  # the deadline has passed
+    # Nothing was sent, queued or recorded.
+    assert len(app.smtp.messages) == requests_sent
+    with runtime.database(runtime.config()).session() as s:
+        assert s.scalars(select(OutboxMessage).where(OutboxMessage.kind.in_(CHASE_KINDS))).all() == []
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "escalated")).all() == []
+    # The real run sends exactly what the dry run showed.
+    box = Mailbox(app)
+    chase_on(date(2026, 6, 5))
+    assert [s.row for s in box.new()] == sorted([escalation("X11074")] + [overdue(c) for c in TU_KY_DEPTS])

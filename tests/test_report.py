@@ -1,0 +1,393 @@
+"""The consolidated report: Word (ND 30/2020), XLSX appendix, email and chart (flows/report.py, flows/charts.py)."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import struct
+import subprocess
+import zipfile
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+from docx import Document
+from docx.oxml.ns import qn
+
+from flows.aggregate import consolidate_tree
+from flows.calendar import Period
+from flows.charts import MAX_UNITS, chart_derived, chart_png, chart_units
+from flows.formatting import parse_vi_int
+from flows.hierarchy import Hierarchy, Unit
+from flows.report import (
+    FORMULA_TRIGGERS,
+    ReportContext,
+    issuer_lines_for,
+    place_for,
+    render_all,
+    render_docx,
+    render_email,
+    render_xlsx,
+    report_context,
+    report_text,
+    signer_title_for,
+    symbol_for,
+)
+
+H1 = Period(2026, "H1")
+REPORT_DATE = date(2026, 6, 5)
+PLAN_NAME = "Kế hoạch số 144/KH-UBND ngày 21/4/2026 của UBND thành phố Hải Phòng"
+FIGURES_SHEET = "Số liệu theo đơn vị"
+HEADER_ROW, FIRST_ROW = 4, 6
+
+
+# ----------------------------------------------------------------------------- helpers
+def docx_paragraphs(data: bytes) -> list[str]:
+    """Every paragraph's text, those inside tables included (the ND 30 header is a table)."""
+    body = Document(io.BytesIO(data)).element.body
+    return ["".join(t.text or "" for t in p.iter(qn("w:t"))) for p in body.iter(qn("w:p"))]
+
+
+def half_up(value: float, places: int = 1) -> float:
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def small_tree(child_names: tuple[str, str, str] = ("Phường Một", "Xã Hai", "Xã Ba")) -> Hierarchy:
+    units = {"T31": Unit("T31", "Thành phố Hải Phòng", "province", None)}
+    for code, name in zip(("X1", "X2", "X3"), child_names, strict=True):
+        units[code] = Unit(code, name, "commune", "T31")
+    return Hierarchy(units=units, root_code="T31")
+
+
+def small_context(cfg, *, child_names=("Phường Một", "Xã Hai", "Xã Ba"), texts=None, **overrides) -> ReportContext:
+    """Hải Phòng with three communes; X3 did not report, X2 reported late.
+
+    Hand-computed: conferences 1.000 + 234 = 1.234 (last year 1.100 + 302 = 1.402, a cut of 11,98 %),
+    online 700 + 92 = 792 (64,18 %), procedures 90 + 95 of 100 + 100 (92,5 %).
+    """
+    h = small_tree(child_names)
+    special = {
+        "X1": {"HN_TONG": (1000, 1100), "HN_TRUC_TUYEN": (700, 600), "TTHC_TIEP_NHAN": (100, 90),
+               "TTHC_MOI_TRUONG_SO": (90, 80), "HN_VUOT_THOI_GIAN": (0, 1)},
+        "X2": {"HN_TONG": (234, 302), "HN_TRUC_TUYEN": (92, 50), "TTHC_TIEP_NHAN": (100, 90),
+               "TTHC_MOI_TRUONG_SO": (95, 80), "HN_VUOT_THOI_GIAN": (0, 0)},
+    }
+    rows = []
+    for unit, given in special.items():
+        for ind in cfg.catalog.counts:
+            now, before = given.get(ind.code, (5, 5))
+            rows.append({"unit_code": unit, "indicator": ind.code, "value": float(now), "previous_year": float(before)})
+    values = pd.DataFrame(rows)
+    requests = pd.DataFrame({"unit_code": ["X1", "X2", "X3"], "state": ["accepted", "accepted", "late"],
+                             "on_time": [True, False, None]})
+    figs = consolidate_tree("T31", h, cfg.catalog, values, requests, texts=texts, plan="national", period="2026-H1")
+    return report_context(figs, "T31", h, cfg.catalog, H1, PLAN_NAME, REPORT_DATE, **overrides)
+
+
+@pytest.fixture(scope="module")
+def haiphong(cfg) -> ReportContext:
+    """Hải Phòng's real tree (114 communes, departments under two of them) with random figures."""
+    h, cat = cfg.hierarchy, cfg.catalog
+    leaves = [u.code for u in h.leaves("T31")]
+    rng = np.random.default_rng(31)
+    rows = []
+    for unit in leaves[4:]:  # the first four did not report
+        total = int(rng.integers(20, 400))
+        for ind in cat.counts:
+            value = int(rng.integers(0, 300))
+            rows.append({"unit_code": unit, "indicator": ind.code, "value": float(value),
+                         "previous_year": float(rng.integers(0, 300))})
+        rows[-len(cat.counts):] = [
+            {**r, "value": float(total)} if r["indicator"] == "HN_TONG" else r for r in rows[-len(cat.counts):]
+        ]
+    values = pd.DataFrame(rows)
+    values.loc[(values["indicator"] == "HN_TRUC_TUYEN"), "value"] = (
+        values.loc[values["indicator"] == "HN_TRUC_TUYEN", "value"] % 150
+    )
+    requests = pd.DataFrame({"unit_code": leaves, "state": ["late"] * 4 + ["accepted"] * (len(leaves) - 4),
+                             "on_time": [None] * 4 + [bool(x) for x in rng.random(len(leaves) - 4) < 0.8]})
+    texts = pd.DataFrame([
+        {"unit_code": leaves[10], "indicator": "KIEN_NGHI", "text": "Đề nghị thành phố bổ sung kinh phí số hóa."},
+        {"unit_code": leaves[11], "indicator": "KIEN_NGHI", "text": "đề nghị thành phố bổ sung kinh phí số hóa"},
+        {"unit_code": leaves[12], "indicator": "HAN_CHE", "text": "Hạ tầng mạng còn yếu."},
+    ])
+    figs = consolidate_tree("T31", h, cat, values, requests, texts=texts, plan="nhi-chieu", period="2026-H1")
+    tasks = [{"number": 1, "content": "Quán triệt Kết luận 226-KL/TW", "done": 80, "in_progress": 30,
+              "not_started": 9, "overdue": 2, "overdue_units": ["Phường Nhị Chiểu", "Xã Tứ Kỳ"]}]
+    return report_context(figs, "T31", h, cat, H1, PLAN_NAME, REPORT_DATE, tasks=tasks,
+                          signer_name="Nguyễn Văn A")
+
+
+# ----------------------------------------------------------------------------- who issues it
+def test_issuer_place_symbol_and_signer_from_the_hierarchy(cfg):
+    h = cfg.hierarchy
+    assert issuer_lines_for(h["BNV"], h) == ("BỘ NỘI VỤ",)
+    assert issuer_lines_for(h["T31"], h) == ("ỦY BAN NHÂN DÂN", "THÀNH PHỐ HẢI PHÒNG")
+    assert issuer_lines_for(h["T12"], h) == ("ỦY BAN NHÂN DÂN", "TỈNH LAI CHÂU")  # listed as plain "Lai Châu"
+    assert issuer_lines_for(h["X10714"], h) == ("ỦY BAN NHÂN DÂN", "PHƯỜNG NHỊ CHIỂU")
+    assert issuer_lines_for(h["T12-VPUB"], h) == ("UBND TỈNH LAI CHÂU", "VĂN PHÒNG")
+    assert issuer_lines_for(h["X11074-VHXH"], h) == ("UBND XÃ TỨ KỲ", "PHÒNG VĂN HÓA - XÃ HỘI")
+    assert issuer_lines_for(h["X11074-VP"], h) == ("UBND XÃ TỨ KỲ", "VĂN PHÒNG HĐND VÀ UBND")
+    assert issuer_lines_for(h["T12-VPUB-HCQT"], h) == ("VĂN PHÒNG UBND TỈNH LAI CHÂU", "PHÒNG HÀNH CHÍNH - QUẢN TRỊ")
+    assert [place_for(h[c], h) for c in ("BNV", "T31", "X10714", "X11074-VHXH", "T12-VPUB", "T79")] == [
+        "Hà Nội", "Hải Phòng", "Nhị Chiểu", "Tứ Kỳ", "Lai Châu", "Thành phố Hồ Chí Minh"]
+    assert symbol_for(h["T31"], h) == "BC-UBND" and symbol_for(h["T12-VPUB"], h) == "BC-VPUBND"
+    assert signer_title_for(h["X10714"], h) == ("TM. ỦY BAN NHÂN DÂN", "CHỦ TỊCH")
+    assert signer_title_for(h["T46-SNV"], h) == ("GIÁM ĐỐC",)
+
+
+# ----------------------------------------------------------------------------- Word
+def test_docx_has_the_nd30_parts_and_the_hand_computed_sentences(cfg):
+    ctx = small_context(cfg, signer_name="Lãnh Duy Tiên")
+    paragraphs = docx_paragraphs(render_docx(ctx))
+    text = "\n".join(paragraphs)
+    for line in ("ỦY BAN NHÂN DÂN", "THÀNH PHỐ HẢI PHÒNG", "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+                 "Độc lập - Tự do - Hạnh phúc", "BÁO CÁO", "Hải Phòng, ngày 05 tháng 6 năm 2026",
+                 "Nơi nhận:", "TM. ỦY BAN NHÂN DÂN", "CHỦ TỊCH", "Lãnh Duy Tiên"):
+        assert line in paragraphs, line
+    assert any(p.startswith("Số:") and p.endswith("/BC-UBND") for p in paragraphs)
+    assert "Kết quả thực hiện Kết luận số 226-KL/TW" in text and "6 tháng đầu năm 2026" in text
+    assert "- Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0 % so với cùng kỳ)." in paragraphs
+    assert "- Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %." in paragraphs
+    assert "- Tỷ lệ giảm số lượng hội nghị so với cùng kỳ đạt 12,0 %, vượt chỉ tiêu 10 %." in paragraphs
+    assert ("- Tỷ lệ hồ sơ thủ tục hành chính xử lý trên môi trường số đạt 92,5 %, chưa đạt chỉ tiêu 95 %."
+            in paragraphs)
+    assert ("- Số hội nghị, cuộc họp vượt thời gian quy định: 0 cuộc, đạt yêu cầu (không quá 0 cuộc)."
+            in paragraphs)
+    assert ("Tình hình tổng hợp báo cáo: 2/3 đơn vị đã gửi báo cáo (66,7 %), 1/3 đơn vị gửi đúng hạn (33,3 %)."
+            in paragraphs)
+    assert "- Đơn vị chưa gửi báo cáo: Xã Ba." in paragraphs
+    assert "- Đơn vị gửi báo cáo trễ hạn: Xã Hai." in paragraphs
+    assert paragraphs[paragraphs.index("Nơi nhận:") + 1] == "- Lưu: VT."  # the root has no parent to tell
+    assert "ĐÍNH CHÍNH" not in paragraphs
+    assert not any("{{" in p or "{%" in p for p in paragraphs)
+
+
+def test_children_meeting_a_target_are_named(cfg):
+    paragraphs = docx_paragraphs(render_docx(small_context(cfg)))
+    # online: Phường Một 700/1.000 = 70 % (met), Xã Hai 92/234 = 39,3 % (missed)
+    online = paragraphs.index("- Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %.")
+    assert paragraphs[online + 1] == "- Có 1/2 đơn vị đạt chỉ tiêu; chưa đạt: Xã Hai."
+
+
+def test_correction_is_marked_and_recipients_end_with_the_archive(cfg):
+    ctx = small_context(cfg, correction_of=2, recipients=("Sở Nội vụ (b/c);", "- Các phòng chuyên môn;"))
+    paragraphs = docx_paragraphs(render_docx(ctx))
+    assert "ĐÍNH CHÍNH" in paragraphs
+    assert "Báo cáo này đính chính, thay thế báo cáo phiên bản số 2 đã gửi trước đó." in paragraphs
+    start = paragraphs.index("Nơi nhận:")
+    assert paragraphs[start + 1: start + 4] == ["- Sở Nội vụ (b/c);", "- Các phòng chuyên môn;", "- Lưu: VT."]
+    ctx = small_context(cfg, recipients=("- Sở Nội vụ;", "- Lưu: VT, VHXH."))
+    paragraphs = docx_paragraphs(render_docx(ctx))
+    assert paragraphs[paragraphs.index("Nơi nhận:") + 2] == "- Lưu: VT, VHXH."
+
+
+def test_department_report_uses_its_own_header(cfg):
+    h = cfg.hierarchy
+    figs = consolidate_tree("T12-VPUB", h, cfg.catalog, pd.DataFrame(columns=["unit_code", "indicator", "value",
+                                                                             "previous_year"]),
+                            pd.DataFrame(columns=["unit_code", "state", "on_time"]), plan="lai-chau-vp")
+    ctx = report_context(figs, "T12-VPUB", h, cfg.catalog, H1, "Kế hoạch của Văn phòng UBND tỉnh Lai Châu",
+                         date(2026, 6, 3))
+    paragraphs = docx_paragraphs(render_docx(ctx))
+    assert {"UBND TỈNH LAI CHÂU", "VĂN PHÒNG", "CHÁNH VĂN PHÒNG", "Lai Châu, ngày 03 tháng 6 năm 2026"} <= set(paragraphs)
+    assert any(p.endswith("/BC-VPUBND") for p in paragraphs)
+    assert "- Tổng số hội nghị, cuộc họp đã tổ chức: chưa có số liệu." in paragraphs
+
+
+# ----------------------------------------------------------------------------- docx, XLSX and JSON agree
+def _docx_number(paragraphs: list[str], label: str, kind: str) -> float | None:
+    prefix = f"- {label}"
+    for p in paragraphs:
+        if not p.startswith(prefix):
+            continue
+        rest = p[len(prefix):]
+        if kind == "count" and rest.startswith(": "):
+            m = re.match(r": ([\d.]+) ", rest)
+            return float(parse_vi_int(m.group(1))) if m else None
+        if kind == "max" and rest.startswith(": "):
+            m = re.match(r": ([\d.]+)", rest)
+            return float(parse_vi_int(m.group(1))) if m else None
+        if kind in ("ratio", "cut"):
+            m = re.match(r" đạt (-?[\d.]+,\d) %", rest) or re.match(r": không giảm mà tăng ([\d.]+,\d) %", rest)
+            if m:
+                number = float(m.group(1).replace(".", "").replace(",", "."))
+                return -number if "không giảm" in rest else number
+            if rest.startswith(": chưa đủ số liệu"):
+                return None
+    raise AssertionError(f"no sentence for {label!r}")
+
+
+def test_numbers_in_docx_xlsx_and_json_agree(haiphong, cfg):
+    d = haiphong.figures.to_dict()
+    paragraphs = docx_paragraphs(render_docx(haiphong))
+    wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(haiphong)))
+    ws = wb[FIGURES_SHEET]
+    headers = {ws.cell(HEADER_ROW, j).value: j for j in range(1, ws.max_column + 1)}
+    total_row = ws.max_row
+    assert ws.cell(total_row, 2).value == "T31"
+    assert ws.cell(total_row, 3).value == "Tổng cộng: Thành phố Hải Phòng"
+    assert ws.max_row - FIRST_ROW == len(haiphong.figures.children)  # one row per child, then the total
+
+    for ind in cfg.catalog.counts:
+        in_json = d["totals"][ind.code]
+        in_xlsx = ws.cell(total_row, headers[f"{ind.label} ({ind.unit})"]).value
+        in_docx = _docx_number(paragraphs, ind.label, "count")
+        assert in_json == in_xlsx == in_docx, ind.code
+
+    for code, entry in d["derived"].items():
+        header = entry["label"] + ("" if entry["kind"] == "max" else " (%)")
+        in_xlsx = ws.cell(total_row, headers[header]).value
+        in_docx = _docx_number(paragraphs, entry["label"], entry["kind"])
+        assert in_xlsx == pytest.approx(entry["value"]), code
+        assert in_docx == half_up(entry["value"]), code
+        status = ws.cell(total_row, headers[header] + 1).value
+        assert status == {True: "Đạt", False: "Chưa đạt", None: "Không đặt chỉ tiêu"}[entry["met"]], code
+
+    # each child's row carries that child's own figures
+    for r in range(FIRST_ROW, total_row):
+        child = haiphong.child_figures[ws.cell(r, 2).value].to_dict()
+        assert ws.cell(r, headers["Tổng số hội nghị, cuộc họp đã tổ chức (cuộc)"]).value == child["totals"]["HN_TONG"]
+
+
+def test_xlsx_sheets_and_conditional_formatting(haiphong):
+    wb = openpyxl.load_workbook(io.BytesIO(render_xlsx(haiphong)))
+    assert wb.sheetnames == [FIGURES_SHEET, "Đơn vị chưa báo cáo, trễ hạn", "Nhiệm vụ", "Ý kiến của đơn vị",
+                             "Tổng hợp"]
+    ws = wb[FIGURES_SHEET]
+    online_col = next(j for j in range(1, ws.max_column + 1) if ws.cell(HEADER_ROW, j).value
+                      == "Tỷ lệ hội nghị trực tuyến (%)")
+    letter = openpyxl.utils.get_column_letter(online_col)
+    rules = {}
+    for cf in ws.conditional_formatting:
+        for rule in cf.rules:
+            rules[rule.formula[0]] = (str(cf.sqref), rule.dxf.fill.fgColor.rgb[-6:])
+    area = f"{letter}{FIRST_ROW}:{openpyxl.utils.get_column_letter(online_col + 1)}{ws.max_row}"
+    assert rules[f"AND(ISNUMBER(${letter}{FIRST_ROW}),${letter}{FIRST_ROW}<60.0)"] == (area, "FFC7CE")  # red
+    assert rules[f"AND(ISNUMBER(${letter}{FIRST_ROW}),${letter}{FIRST_ROW}>=60.0)"] == (area, "C6EFCE")  # green
+    with_target = [e for e in haiphong.figures.derived.values() if e["has_target"]]
+    assert len(rules) == 2 * len(with_target) < 2 * len(haiphong.figures.derived)  # no target, no colour
+    missing = wb["Đơn vị chưa báo cáo, trễ hạn"]
+    missing_codes = [missing.cell(r, 2).value for r in range(2, missing.max_row + 1)]
+    f = haiphong.figures
+    assert missing_codes[:4] == f.missing and set(missing_codes) == set(f.missing) | set(f.late)
+    assert missing.cell(2, 5).value == "Chưa gửi báo cáo, đã quá hạn"
+    tasks = wb["Nhiệm vụ"]
+    assert [c.value for c in tasks[2]] == [1, "Quán triệt Kết luận 226-KL/TW", 80, 30, 9, 2,
+                                          "Phường Nhị Chiểu; Xã Tứ Kỳ"]
+
+
+def test_units_words_are_deduplicated_and_prefixed(haiphong):
+    text = report_text(haiphong)
+    proposals = text.sections["proposals"][0]["lines"]
+    assert len(proposals) == 1  # the same proposal from two units is said once, by both
+    names = [haiphong.hierarchy[u["unit"]].name for u in haiphong.figures.texts["KIEN_NGHI"]]
+    assert proposals[0] == f"{names[0]}, {names[1]}: Đề nghị thành phố bổ sung kinh phí số hóa."
+
+
+# ----------------------------------------------------------------------------- untrusted text
+EVIL_NAME = '=HYPERLINK("http://evil.example","bấm vào đây")'
+EVIL_TEXTS = ["+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\t=1+1", "<script>alert('x')</script> & <b>đậm</b>"]
+
+
+def evil_context(cfg) -> ReportContext:
+    texts = pd.DataFrame([{"unit_code": "X1", "indicator": "KIEN_NGHI", "text": t} for t in EVIL_TEXTS])
+    return small_context(cfg, child_names=("Phường Một", "Xã Hai", EVIL_NAME), texts=texts)
+
+
+def test_xlsx_never_stores_units_text_as_formula(cfg):
+    data = render_xlsx(evil_context(cfg))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+        assert sheets and not any(b"<f>" in z.read(n) or b"<f " in z.read(n) for n in sheets)
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    risky = [c for ws in wb for row in ws.iter_rows() for c in row
+             if isinstance(c.value, str) and c.value.startswith(FORMULA_TRIGGERS)]
+    values = {c.value for c in risky}
+    assert EVIL_NAME in values and "@SUM(A1:A9)" in values and "=1+1" in values and "-2+3" in values
+    assert all(c.data_type == "s" and c.quotePrefix for c in risky)
+
+
+def test_html_email_escapes_units_text(cfg):
+    plain, html, png = render_email(evil_context(cfg))
+    assert "<script>" not in html and "<b>đậm</b>" not in html
+    assert "&lt;script&gt;" in html and "&lt;b&gt;đậm&lt;/b&gt;" in html
+    assert 'src="cid:chart"' in html
+    assert "<script>alert('x')</script>" in plain  # plain text is not HTML: shown as written
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_docx_keeps_units_markup_as_text(cfg):
+    paragraphs = docx_paragraphs(render_docx(evil_context(cfg)))
+    assert "- Phường Một: <script>alert('x')</script> & <b>đậm</b>" in paragraphs
+
+
+# ----------------------------------------------------------------------------- email, chart, files
+def test_email_says_what_the_report_says(cfg):
+    ctx = small_context(cfg)
+    plain, html, _ = render_email(ctx)
+    for sentence in ("Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %.",
+                     "2/3 đơn vị đã gửi báo cáo (66,7 %), 1/3 đơn vị gửi đúng hạn (33,3 %).",
+                     "Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0 % so với cùng kỳ)."):
+        assert sentence in plain and sentence in html
+    assert "Ủy ban nhân dân thành phố Hải Phòng gửi báo cáo kết quả thực hiện Kết luận số 226-KL/TW" in plain
+    assert ">Chưa đạt<" in html and ">Đạt<" in html
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    return struct.unpack(">II", data[16:24])
+
+
+def test_chart_takes_the_ratios_with_targets_and_caps_the_units(haiphong, cfg):
+    codes = chart_derived(haiphong.figures)
+    ratios_with_target = [d.code for d in cfg.catalog.derived if d.kind == "ratio" and d.applies_to("nhi-chieu")
+                          and not d.plans]
+    assert codes == ratios_with_target and "TL_KY_NANG_SO" not in codes  # a Huế-only target
+    shown, total = chart_units(haiphong, codes)
+    assert total == len(haiphong.figures.children) > MAX_UNITS and len(shown) == MAX_UNITS
+    order = haiphong.figures.children
+    assert [f.unit for f in shown] == sorted((f.unit for f in shown), key=order.index)
+    data = chart_png(haiphong)
+    width, height = _png_size(data)
+    assert data.startswith(b"\x89PNG") and width < 1400 and height < 1000 and len(data) < 300_000
+
+
+def test_render_all_writes_every_file(cfg, tmp_path):
+    paths = render_all(small_context(cfg, correction_of=1), tmp_path / "out")
+    assert set(paths) == {"docx", "xlsx", "html", "txt", "png"}
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
+    assert paths["docx"].name == "bao-cao-t31-2026-h1-dinh-chinh-1.docx"
+    assert Document(str(paths["docx"])).sections[0].page_width.mm == pytest.approx(210, abs=0.5)
+
+
+# ----------------------------------------------------------------------------- LibreOffice
+def test_docx_converts_to_pdf_with_the_national_motto(cfg, tmp_path):
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    source = tmp_path / "bao-cao.docx"
+    source.write_bytes(render_docx(small_context(cfg)))
+    profile = (tmp_path / "lo-profile").as_uri()
+    subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(source)], check=True, capture_output=True, timeout=180)
+    pdf = tmp_path / "bao-cao.pdf"
+    assert pdf.exists()
+    first_page = subprocess.run(["pdftotext", "-layout", "-f", "1", "-l", "1", str(pdf), "-"], check=True,
+                                capture_output=True, text=True, timeout=60).stdout
+    assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in first_page
+    assert "Hải Phòng, ngày 05 tháng 6 năm 2026" in first_page
+    assert "BÁO CÁO" in first_page
+
+
+def test_module_paths_exist():
+    from flows.report import DOCX_TEMPLATE, TEMPLATES_DIR
+
+    assert DOCX_TEMPLATE.exists() and (TEMPLATES_DIR / "report_sentences.j2").exists()
+    assert Path(TEMPLATES_DIR / "make_report_template.py").exists()

@@ -1,0 +1,185 @@
+"""Assigned tasks (Phụ lục of KH 158/KH-UBND, Nhị Chiểu) from the import to the consolidated report.
+
+The appendix is imported with `baocao tasks import`; the open-period flow puts each department's tasks
+on the `Nhiệm vụ` sheet of its form; the departments report a status per task; the consolidate flow's
+report carries the task table (Word) and the overdue units (XLSX appendix). Real Prefect API, SQLite
+and a real SMTP server on loopback.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from flows.appendix import read_appendix
+from flows.db import Task, TaskAssignment
+from flows.forms import ROLE_LABELS, SHEET_TASKS, STATUS_LABELS
+from tests.test_consolidate import (
+    DEPTS,
+    PERIOD,
+    WARD,
+    WARD_DUE,
+    at,
+    attachments,
+    cli,
+    docx_text,
+    draw,
+    forms_received,
+    report_mails,
+    submit,
+    xlsx_totals,
+)
+
+APPENDIX = "appendices/nhi-chieu.txt"
+STATUSES = list(STATUS_LABELS)  # done, in_progress, not_started
+
+
+def task_counts(db) -> tuple[int, int]:  # noqa: ANN001
+    with db.session() as s:
+        return (s.scalar(select(func.count()).select_from(Task)) or 0,
+                s.scalar(select(func.count()).select_from(TaskAssignment)) or 0)
+
+
+def import_tasks(app):  # noqa: ANN001, ANN201
+    from flows.taskbook import import_appendix
+
+    return {t.number: t for t in import_appendix(app.db, app.cfg, app.cfg.directory / APPENDIX, "nhi-chieu", 2026)}
+
+
+def task_sheet(form: bytes) -> dict[int, dict[str, object]]:
+    """The `Nhiệm vụ` sheet of a form: STT -> {header: value}."""
+    ws = load_workbook(io.BytesIO(form))[SHEET_TASKS]
+    headers = [c.value for c in ws[1]]
+    return {int(r[0]): dict(zip(headers, r, strict=False)) for r in ws.iter_rows(min_row=2, values_only=True)
+            if r[0] not in (None, "")}
+
+
+# ----------------------------------------------------------------------------- import
+def test_tasks_import_command_imports_the_19_tasks(app):
+    run = cli("tasks", "import", str(app.cfg.directory / APPENDIX), "--plan", "nhi-chieu", "--year", "2026")
+    assert run.exit_code == 0, run.output
+    assert "19 tasks imported for plan nhi-chieu" in run.stdout
+    n_tasks, n_assignments = task_counts(app.db)
+    assert n_tasks == 19 and n_assignments > 19
+    with app.db.session() as s:
+        assigned = set(s.scalars(select(TaskAssignment.unit_code)))
+    assert assigned <= {WARD, *DEPTS} and set(DEPTS) <= assigned
+    # Importing again replaces, it does not add.
+    assert cli("tasks", "import", str(app.cfg.directory / APPENDIX), "--plan", "nhi-chieu", "--year", "2026").exit_code == 0
+    assert task_counts(app.db) == (n_tasks, n_assignments)
+
+
+def test_a_broken_appendix_imports_nothing_and_names_the_problem(app, tmp_path):
+    text = (app.cfg.directory / APPENDIX).read_text(encoding="utf-8")
+    assert "\tPhòng Văn hóa - Xã hội\t" in text  # row 4's lead body
+    broken = tmp_path / "nhi-chieu-broken.txt"
+    broken.write_text(text.replace("\tPhòng Văn hóa - Xã hội\t", "\tPhòng Không Có Thật\t", 1), encoding="utf-8")
+
+    run = cli("tasks", "import", str(broken), "--plan", "nhi-chieu", "--year", "2026")
+    assert run.exit_code == 1
+    assert "nothing imported" in run.stderr and "Phòng Không Có Thật" in run.stderr and "STT 4" in run.stderr
+    assert task_counts(app.db) == (0, 0)
+
+    # With the good appendix in place, a broken one changes nothing either.
+    assert cli("tasks", "import", str(app.cfg.directory / APPENDIX), "--plan", "nhi-chieu", "--year", "2026").exit_code == 0
+    before = task_counts(app.db)
+    with app.db.session() as s:
+        lead_of_4 = set(s.scalars(select(TaskAssignment.unit_code).join(Task).where(
+            Task.number == 4, TaskAssignment.role == "lead")))
+    assert cli("tasks", "import", str(broken), "--plan", "nhi-chieu", "--year", "2026").exit_code == 1
+    assert task_counts(app.db) == before
+    with app.db.session() as s:
+        assert set(s.scalars(select(TaskAssignment.unit_code).join(Task).where(
+            Task.number == 4, TaskAssignment.role == "lead"))) == lead_of_4 == {"X10714-VHXH"}
+
+
+# ----------------------------------------------------------------------------- forms
+@pytest.mark.usefixtures("prefect_api")
+def test_each_department_form_lists_its_tasks_and_recurring_ones_every_period(app):
+    from flows.open_period import open_period
+
+    tasks = import_tasks(app)
+    assert len(tasks) == len(read_appendix(app.cfg.directory / APPENDIX)) == 19
+    recurring = {n for n, t in tasks.items() if t.due.recurrence in ("continuous", "yearly")}
+    assert {2, 3, 5, 6, 10, 16, 17} <= recurring and 1 not in recurring
+
+    open_period(period=PERIOD, plan="nhi-chieu")
+    open_period(period="2026-Y", plan="nhi-chieu")
+    for period in (PERIOD, "2026-Y"):
+        forms = forms_received(app, period)
+        assert sorted(forms) == sorted(DEPTS), period
+        for unit in DEPTS:
+            rows = task_sheet(forms[unit][0])
+            mine = {n for n, t in tasks.items() if unit in t.lead_units or unit in t.partner_units}
+            assert set(rows) == mine, (period, unit)
+            assert recurring & mine <= set(rows)
+            for n in mine:
+                role = "lead" if unit in tasks[n].lead_units else "partner"
+                assert rows[n]["Vai trò"] == ROLE_LABELS[role], (period, unit, n)
+                assert rows[n]["Thời hạn"] == tasks[n].deadline_text
+                assert rows[n]["Trạng thái"] in (None, "")
+    # Task 17 is led by Phòng VHXH with Trung tâm DVSNC only: the other departments do not see it.
+    h1 = forms_received(app, PERIOD)
+    assert 17 in task_sheet(h1["X10714-TTDVSNC"][0]) and 17 not in task_sheet(h1["X10714-KT"][0])
+
+
+# ----------------------------------------------------------------------------- the report
+@pytest.mark.usefixtures("prefect_api")
+def test_ward_report_has_the_task_table_and_lists_overdue_units(app):
+    from flows.consolidate import consolidate
+
+    h = app.cfg.hierarchy
+    tasks = import_tasks(app)
+    from flows.open_period import open_period
+
+    open_period(period=PERIOD, plan="nhi-chieu")
+    forms = forms_received(app, PERIOD)
+    typed = draw(app, DEPTS, seed=19)
+    reporting = [u for u in DEPTS if u != "X10714-TTDVSNC"]  # Trung tâm DVSNC never reports
+
+    def status(unit: str, number: int) -> str:
+        return STATUSES[(number + DEPTS.index(unit)) % 3]
+
+    for unit in reporting:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)),
+               task_status={n: status(unit, n) for n in range(1, 20)})
+    consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
+    (mail,) = report_mails(app)
+    files = attachments(mail)
+
+    today = WARD_DUE
+    expected = {}
+    for n, t in tasks.items():
+        units = set(t.lead_units) | set(t.partner_units)
+        if WARD in units:
+            continue  # the ward itself fills no form (see tasks 6 and 7): not asserted here
+        got = {u: (status(u, n) if u in reporting else None) for u in units}
+        overdue = sorted(h[u].name for u, st in got.items() if t.due.due_date and t.due.due_date < today and st != "done")
+        expected[n] = ([list(got.values()).count("done"), list(got.values()).count("in_progress"),
+                        sum(1 for st in got.values() if st in ("not_started", None)), len(overdue)], overdue)
+    assert expected[1][0][3] > 0 and all(expected[n][0][3] == 0 for n in (2, 4, 8))  # task 1 was due 10/5/2026
+
+    _, sheets = xlsx_totals(files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][1])
+    rows = {r[0]: r for r in sheets["Nhiệm vụ"]}
+    assert set(rows) == set(range(1, 20))
+    for n, (counts, overdue) in expected.items():
+        assert rows[n][1] == " ".join(tasks[n].content.split())
+        assert rows[n][2:6] == counts, n
+        assert sorted((rows[n][6] or "").split("; ")) == (overdue or [""]), n
+
+    text = docx_text(files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])
+    assert "TÌNH HÌNH THỰC HIỆN CÁC NHIỆM VỤ ĐƯỢC GIAO" in text
+    assert "Tình hình thực hiện 19 nhiệm vụ được giao" in text
+    for name in expected[1][1]:
+        assert name in text
+    import docx
+
+    table = next(t for t in docx.Document(io.BytesIO(files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])).tables
+                 if t.rows[0].cells[0].text == "STT")
+    body = {int(r.cells[0].text): [c.text for c in r.cells] for r in table.rows[1:]}
+    for n, (counts, _) in expected.items():
+        assert [int(x) for x in body[n][2:6]] == counts, n
