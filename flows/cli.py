@@ -349,6 +349,7 @@ def return_cmd(
     unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
     reason: Annotated[str, typer.Option(help="Told to the unit.")],
     plan: Annotated[str | None, typer.Option()] = None, actor: Annotated[str | None, typer.Option()] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="When it is returned (default: now).")] = None,
 ) -> None:
     """Return an accepted submission for correction; the unit is told and expected again."""
     from flows import outbox
@@ -356,7 +357,7 @@ def return_cmd(
 
     cfg = _config()
     _operator_action("return")(return_submission, _db(cfg), cfg, unit, _period(period).code, reason,
-                               actor=_actor(actor), plan=plan)
+                               actor=_actor(actor), plan=plan, at=_as_of(as_of))
     outbox.deliver(_db(cfg), cfg.settings, units=[unit], kinds=["returned"])
     console.print(f"{unit}: returned for correction")
 

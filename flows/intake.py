@@ -243,7 +243,7 @@ def _identify(s: Session, cfg: Config, inc: Incoming, sub: Submitted, *, overrid
         return None, problems, None
     req = s.scalars(
         select(Request).join(Cycle).where(Request.unit_code == unit_code, Cycle.period == period.code,
-                                          Request.role == "form").order_by(Cycle.status == "open", Cycle.id.desc())
+                                          Request.role == "form").order_by((Cycle.status == "open").desc(), Cycle.id.desc())
         .options(contains_eager(Request.cycle))  # the reply needs the cycle: no second query for it
     ).first()
     unit = cfg.hierarchy[unit_code]
@@ -346,7 +346,9 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
             s.execute(Value.__table__.insert(), rows)
         _store_tasks(s, cfg, req, new.id, sub)
         on_time = not late if req.on_time is None or req.state not in ("accepted", "late") else (req.on_time or not late)
-        set_state(s, req, "late" if late else "accepted", at=received_at, accepted_submission_id=new.id,
+        # The unit's state follows its timeliness: a late correction of a report that came in on time
+        # leaves the unit on time (as DHIS2 counts it); the correction itself is still marked late.
+        set_state(s, req, "accepted" if on_time else "late", at=received_at, accepted_submission_id=new.id,
                   accepted_at=received_at, on_time=on_time)
         outcome = UnitOutcome(req.unit_code, period, "accepted", late=late, problems=problems,
                               submission_id=new.id, flagged=flag)

@@ -35,7 +35,7 @@ def _request(s, cfg: Config, unit: str, period: str, plan: str | None) -> Reques
 
 
 def return_submission(db: Database, cfg: Config, unit: str, period: str, reason: str, *, actor: str,
-                      plan: str | None = None) -> None:
+                      plan: str | None = None, at: datetime | None = None) -> None:
     """Send an accepted submission back (as DHIS2's unapproval): the unit is told and expected again."""
     with db.session() as s:
         req = _request(s, cfg, unit, period, plan)
@@ -43,7 +43,8 @@ def return_submission(db: Database, cfg: Config, unit: str, period: str, reason:
             raise OperationError(f"unit {unit} has no accepted submission for {period} (state: {req.state})")
         sub_id = req.accepted_submission_id
         s.execute(update(Submission).where(Submission.id == sub_id).values(status="returned"))
-        set_state(s, req, "returned", reason=reason, accepted_submission_id=None, accepted_at=None, on_time=None)
+        set_state(s, req, "returned", reason=reason, accepted_submission_id=None, accepted_at=None, on_time=None,
+                  at=at)
         audit(s, actor, "return", unit=unit, period=period, reason=reason, submission=sub_id)
         u = cfg.hierarchy[unit]
         parent = cfg.hierarchy.parent(unit)

@@ -79,6 +79,12 @@ def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[R
         n = _latest_stage(cal, today, req.deadline, plan.reminders.overdue, +1)
         if n is not None:
             stage = f"overdue-{n}"
+            if reason and req.state_at is not None:
+                # Returned or rejected after the deadline: the unit is chased again as not received, once
+                # per day of return, from the next day on (the day itself it got the return notice).
+                returned_on = cal.local_date(req.state_at)
+                if req.deadline < returned_on < today:
+                    stage += f"/r{returned_on:%Y%m%d}"
             actions.append(Action(stage, "overdue", unit.code, list(unit.coordinator_emails),
                                   cc=list(unit.head_emails), reason=reason))
         n = _latest_stage(cal, today, req.deadline, plan.reminders.escalate, +1)

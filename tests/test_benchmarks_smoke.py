@@ -88,7 +88,7 @@ def test_small_scale_runs_and_counts_add_up(tmp_path):
     table = proc.stdout
     assert table.count("baocao benchmark") == 1
     for label in ("cores (nproc)", "units in tree", "forms built per second", "FormBuilder.build",
-                  "mails sent per second", "bound = connections", "drop folder", "IMAP path",
+                  "mails sent per second", "bound = connections", "drop folder", "reading + validating alone", "IMAP path",
                   "consolidate_tree", "loading the frames", "reports rendered", "end-to-end cycle with Prefect",
                   "as plain functions", "orchestration overhead", "open: open-period", "collect: collect flow",
                   "consolidate: consolidate flow", "units filling", "peak RSS", "benchmark process",
@@ -96,6 +96,6 @@ def test_small_scale_runs_and_counts_add_up(tmp_path):
                   "per unit: consolidate", "per unit: end-to-end with flows", "per unit: end-to-end plain",
                   "forms built (flow / plain", "replies stored", "reports made"):
         assert label in table, label
-    assert len(ROW_KEYS) == 30
+    assert len(ROW_KEYS) == 31
     assert f"{forms} / {forms} of {forms} ✓" in table
     assert f"{consolidators} / {consolidators} of {consolidators} ✓" in table

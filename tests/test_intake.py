@@ -313,6 +313,25 @@ def test_a_later_invalid_file_does_not_lose_the_accepted_version(tu_ky: TuKy) ->
     assert "«12,5» có phần thập phân" in text_of(problems)
 
 
+def test_a_late_correction_of_a_report_in_on_time_keeps_the_unit_on_time(tu_ky: TuKy) -> None:
+    unit = "X11074-KT"
+    first, _ = tu_ky.fill(unit, seed=1)
+    tu_ky.mail(unit, first)
+    tu_ky.collect(ON_TIME)
+    second, filled = tu_ky.fill(unit, seed=2)
+    tu_ky.mail(unit, second)
+
+    tu_ky.collect(LATE)
+
+    old, new = tu_ky.submissions(unit)
+    assert (old.status, new.status, new.late) == ("superseded", "accepted", True)
+    assert tu_ky.values(new.id) == filled.values
+    st = tu_ky.unit_status(unit)
+    assert st["state"] == "accepted" and st["on_time"] is True  # the state agrees with the timeliness
+    (total,) = tu_ky.status()["totals"]
+    assert (total["accepted"], total["on_time"]) == (1, 1)
+
+
 # ----------------------------------------------------------------------------------------- late, locked
 def test_a_late_form_is_accepted_and_marked_late(tu_ky: TuKy) -> None:
     unit = "X11074-KT"

@@ -394,6 +394,27 @@ def test_a_returned_unit_is_chased_again_with_the_reason(app):
     assert html.escape(reason, quote=False) in kt.html and "<60%>" not in kt.html  # escaped in HTML
 
 
+def test_a_unit_returned_after_its_overdue_notice_is_chased_again_once_from_the_next_day(app):
+    open_and_send_requests("2026-H1", "tu-ky")
+    box = Mailbox(app)
+    chase_on(date(2026, 6, 3))  # deadline 02/6: the overdue notice goes
+    assert overdue("X11074-KT") in [s.row for s in box.new()]
+    assert submit(app, "X11074-KT", at(date(2026, 6, 4), 9, 0)).status == "accepted"  # late, accepted
+    cfg = runtime.config()
+    reason = "Số liệu hội nghị chưa khớp với sổ theo dõi"
+    return_submission(runtime.database(cfg), cfg, "X11074-KT", "2026-H1", reason, actor="vhxh-tuky",
+                      at=at(date(2026, 6, 8), 10, 0))
+    chase_on(date(2026, 6, 8), 17)  # the day of the return: the returned notice is enough
+    assert "X11074-KT" not in {s.unit for s in box.new() if s.row[0] in ("overdue", "reminder")}
+    chase_on(date(2026, 6, 9))
+    (kt,) = [s for s in box.new() if s.unit == "X11074-KT"]
+    assert kt.row == ("overdue", "overdue-1/r20260608", "X11074-KT", (coord("X11074-KT"),), (head("X11074-KT"),))
+    assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in kt.text
+    chase_on(date(2026, 6, 9), 17)
+    chase_on(date(2026, 6, 10))
+    assert "X11074-KT" not in {s.unit for s in box.new()}  # once per return, not every day
+
+
 # ----------------------------------------------------------------------------- a flow that did not run
 def test_after_days_without_a_run_only_the_latest_stage_goes(app):
     open_and_send_requests("2026-H1", "tu-ky")
