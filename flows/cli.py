@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,10 @@ from rich.table import Table
 from flows.calendar import Period, PeriodError
 from flows.config import Config, ConfigError, check, load_config
 from flows.formatting import date_vi
+
+if TYPE_CHECKING:
+    from flows.aggregate import Figures
+    from flows.store import CycleInfo
 
 app = typer.Typer(help="baocao: periodic reporting cycles under Kết luận 226-KL/TW, run by Prefect flows.",
                   no_args_is_help=True, add_completion=False)
@@ -471,23 +475,32 @@ def report(
     plan: Annotated[str | None, typer.Option()] = None, as_of: Annotated[str | None, typer.Option("--as-of")] = None,
 ) -> None:
     """Render a unit's report (Word, XLSX appendix, email, chart) into a directory, without sending."""
-    import pendulum
-
-    from flows.consolidation import figures_for, render, task_table
+    from flows.consolidation import render, task_table
     from flows.report import render_all
 
     cfg = _config()
+    info, when, figs = _figures_at(cfg, unit, period, plan, as_of)
+    today = cfg.calendar.local_date(when)
+    rendered = render(cfg, info, unit, figs, today, tasks=task_table(_db(cfg), cfg, info, unit, today), correction_of=None)
+    paths = render_all(rendered.context, output)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+def _figures_at(cfg: Config, unit: str, period: str, plan: str | None,
+                as_of: str | None) -> tuple[CycleInfo, datetime, dict[str, Figures]]:
+    """The cycle, the instant and the figures of its tree at that instant; exit 2 if `unit` is not in it."""
+    import pendulum
+
+    from flows.consolidation import figures_for
+
     info = _cycle(cfg, period, plan)
     when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
     figs = figures_for(_db(cfg), cfg, info, when)
     if unit not in figs:
         err.print(f"[red]{unit} is not in the cycle's tree ({info.root})[/red]")
         raise typer.Exit(2)
-    today = cfg.calendar.local_date(when)
-    rendered = render(cfg, info, unit, figs, today, tasks=task_table(_db(cfg), cfg, info, unit, today), correction_of=None)
-    paths = render_all(rendered.context, output)
-    for kind, path in paths.items():
-        console.print(f"{kind}: {path}")
+    return info, when, figs
 
 
 @app.command()
@@ -497,17 +510,7 @@ def figures(
     fmt: Annotated[str, typer.Option("--format", help="json")] = "json",
 ) -> None:
     """Print a unit's consolidated figures (keys documented in the README)."""
-    import pendulum
-
-    from flows.consolidation import figures_for
-
-    cfg = _config()
-    info = _cycle(cfg, period, plan)
-    when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
-    figs = figures_for(_db(cfg), cfg, info, when)
-    if unit not in figs:
-        err.print(f"[red]{unit} is not in the cycle's tree ({info.root})[/red]")
-        raise typer.Exit(2)
+    _, _, figs = _figures_at(_config(), unit, period, plan, as_of)
     sys.stdout.write(json.dumps(figs[unit].to_dict(), ensure_ascii=False, indent=1, default=str) + "\n")
 
 

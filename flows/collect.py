@@ -11,9 +11,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from flows import dashboards, outbox, runtime
 from flows.channels import CollectReport, collect_folder, collect_mailbox
+from flows.mailbox import MailboxLoginError
 
 
 def _log_report(report: CollectReport, channel: str) -> dict[str, Any]:
@@ -32,7 +34,16 @@ def _log_report(report: CollectReport, channel: str) -> dict[str, Any]:
     return {"messages": report.messages, "files": report.files, "by_status": counts, "errors": report.errors}
 
 
-@task(name="collect-mailbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
+    """A refused login fails again ten seconds later (the password changed): fail at once, say why.
+
+    A dropped connection or a server that is briefly away is worth the retries.
+    """
+    return not isinstance(state.data, MailboxLoginError)
+
+
+@task(name="collect-mailbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10,
+      retry_condition_fn=_worth_retrying)
 def read_mailbox(as_of: datetime | None) -> dict[str, Any]:
     cfg = runtime.config()
     return _log_report(collect_mailbox(runtime.database(cfg), cfg, as_of=as_of), "mailbox")

@@ -24,7 +24,7 @@ from flows.db import Database  # noqa: E402
 from flows.migrate import upgrade  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("BAOCAO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds
 
 
 @pytest.fixture(scope="session")

@@ -25,17 +25,14 @@ from flows.appendix import (
 from flows.config import PROJECT_DIR
 from flows.hierarchy import Hierarchy, Unit
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds, checked below
+SHARED_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 NHI_CHIEU = SEEDS / "001_cedded2c61e77593.txt"
 HUE = SEEDS / "003_990ddbe88c7e4d67.txt"
 TASK_BODIES = PROJECT_DIR / "config" / "task_bodies.toml"
 
 NC_DEPARTMENTS = ("X10714-VHXH", "X10714-VP", "X10714-KT", "X10714-TTHCC", "X10714-TTDVSNC")
 
-needs_seeds = pytest.mark.skipif(
-    not (NHI_CHIEU.exists() and HUE.exists()),
-    reason=f"seed plans not found in {SEEDS} (the shared folder sits beside the repository)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +55,6 @@ def _line_of(text: str, prefix: str) -> int:
 # ----------------------------------------------------------------------------- reading the seeds
 
 
-@needs_seeds
 def test_nhi_chieu_appendix_has_19_rows_numbered_in_order():
     rows = read_appendix(NHI_CHIEU)
     assert [r.number for r in rows] == list(range(1, 20))
@@ -66,7 +62,6 @@ def test_nhi_chieu_appendix_has_19_rows_numbered_in_order():
     assert not any(r.content.startswith("Nội dung") for r in rows)
 
 
-@needs_seeds
 def test_hue_appendix_has_12_rows_numbered_in_order():
     rows = read_appendix(HUE)
     assert [r.number for r in rows] == list(range(1, 13))
@@ -74,7 +69,6 @@ def test_hue_appendix_has_12_rows_numbered_in_order():
     assert rows[0].deadline == "Tháng 5/2026"
 
 
-@needs_seeds
 def test_rows_split_across_page_breaks_are_merged():
     text = NHI_CHIEU.read_text(encoding="utf-8")
     rows = {r.number: r for r in read_appendix_text(text)}
@@ -96,7 +90,6 @@ def test_rows_split_across_page_breaks_are_merged():
     assert r17.line == _line_of(text, "17\t")
 
 
-@needs_seeds
 def test_markdown_emphasis_and_spacing_are_cleaned():
     text = NHI_CHIEU.read_text(encoding="utf-8")
     text = text.replace("1\tXây dựng, ban hành kế hoạch", "**1**\t*Xây dựng,   ban hành* kế hoạch")
@@ -108,7 +101,6 @@ def test_markdown_emphasis_and_spacing_are_cleaned():
 # ----------------------------------------------------------------------------- resolving the seeds
 
 
-@needs_seeds
 def test_nhi_chieu_bodies_resolve_to_units(cfg, rules):
     _, tasks = _tasks(NHI_CHIEU, "nhi-chieu", "X10714", cfg, rules)
     assert len(tasks) == 19
@@ -131,7 +123,6 @@ def test_nhi_chieu_bodies_resolve_to_units(cfg, rules):
     assert all(t.plan == "nhi-chieu" for t in tasks.values())
 
 
-@needs_seeds
 def test_hue_bodies_resolve_to_departments_communes_and_external(cfg, rules):
     _, tasks = _tasks(HUE, "hue", "T46", cfg, rules)
     assert len(tasks) == 12
@@ -154,7 +145,6 @@ def test_hue_bodies_resolve_to_departments_communes_and_external(cfg, rules):
     )
 
 
-@needs_seeds
 def test_deadlines_are_read_and_recurring_ones_flagged(cfg, rules):
     _, nc = _tasks(NHI_CHIEU, "nhi-chieu", "X10714", cfg, rules)
     assert nc[1].deadline_text == "Trước 10/5/2026"
@@ -185,7 +175,6 @@ def _xlsx(rows: list[list[object]]) -> bytes:
     return buf.getvalue()
 
 
-@needs_seeds
 @pytest.mark.parametrize("seed, plan, root", [(NHI_CHIEU, "nhi-chieu", "X10714"), (HUE, "hue", "T46")])
 def test_xlsx_round_trip_gives_the_same_tasks(tmp_path, cfg, rules, seed, plan, root):
     text_rows, text_tasks = _tasks(seed, plan, root, cfg, rules)
@@ -232,7 +221,6 @@ def test_xlsx_that_is_not_a_workbook_is_reported():
 # ----------------------------------------------------------------------------- all or nothing
 
 
-@needs_seeds
 def test_broken_appendix_lists_every_problem_and_imports_nothing(cfg, rules):
     text = NHI_CHIEU.read_text(encoding="utf-8")
     text = text.replace(
@@ -441,3 +429,12 @@ def test_the_longest_known_name_wins_over_a_shorter_one_before_a_separator():
                             plan="p", root="X1", hierarchy=h, rules=plan_rules, year=2026)
     assert task.lead_units == ("X1-KHCN",)
     assert task.partner_units == ("X1-KHCN", "X1-KH")
+
+
+@pytest.mark.skipif(not SHARED_SEEDS.is_dir(), reason="no ../shared/seeds beside the repository to compare with")
+def test_the_seed_copies_are_the_shared_seeds() -> None:
+    """The tests read copies kept in the repository (CI may clone it anywhere); they must stay the seeds."""
+    shared = sorted(p.name for p in SHARED_SEEDS.glob("*.txt"))
+    assert shared == sorted(p.name for p in SEEDS.glob("*.txt"))
+    for name in shared:
+        assert (SEEDS / name).read_bytes() == (SHARED_SEEDS / name).read_bytes(), name

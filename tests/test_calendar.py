@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 import unicodedata
@@ -25,7 +24,7 @@ from flows.calendar import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS = Path(os.environ.get("BAOCAO_SEEDS_DIR", "/work/shared/seeds"))
+SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds (test_appendix checks)
 VN = timezone(timedelta(hours=7))
 
 
@@ -491,7 +490,7 @@ def read_seed_deadlines(path: Path) -> dict[int, str]:
 @pytest.mark.parametrize("seed", sorted(SEED_DEADLINES))
 def test_every_deadline_phrase_of_the_seed_appendices(seed: str) -> None:
     path = SEEDS / seed
-    assert path.is_file(), f"seed file missing: {path} (set BAOCAO_SEEDS_DIR)"
+    assert path.is_file(), f"seed file missing: {path}"
     found = read_seed_deadlines(path)
     expected = SEED_DEADLINES[seed]
     assert sorted(found) == sorted(expected)

@@ -24,11 +24,15 @@ from typing import Any
 
 import pendulum
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
 from sqlalchemy import func, select
 
 from flows import runtime
 from flows.channels import collect_mailbox
 from flows.chase import chase
+from flows.collect import collect
 from flows.consolidate import consolidate
 from flows.db import MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
 from flows.mailbox import MailboxError, MailboxLoginError
@@ -353,6 +357,16 @@ def test_imap_login_refused_fails_the_collect_with_a_clear_line_and_loses_nothin
     assert collected(app) == {"messages": 0, "files": 0, "receipts": 0, "problems": 0}
     with app.db.session() as s:
         assert s.scalar(select(func.count()).select_from(MailboxCursor)) == 0
+
+    # Through the flow: the collect-mailbox task is not retried on a refused login (it would fail again).
+    state = collect(as_of=ON_TIME, folder=False, return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=10)
+    (task_run,) = [r for r in runs if r.name.startswith("collect-mailbox")]
+    assert task_run.state.is_failed() and task_run.run_count == 1, (task_run.state, task_run.run_count)
 
     monkeypatch.setenv("BAOCAO_IMAP__PASSWORD", "imap-test-secret")
     result = tu_ky.collect(ON_TIME)
