@@ -447,7 +447,7 @@ def chase(
         for a in chase_cycle(_db(cfg), cfg, info, when, dry_run=True):
             rows.append({"cycle": f"{info.period} {info.plan}", "stage": a.stage, "unit": a.unit,
                          "name": cfg.hierarchy[a.unit].name, "to": ", ".join(a.recipients),
-                         "cc": ", ".join(a.cc), "why": (f"children: {', '.join(a.units)}" if a.units else a.reason)})
+                         "cc": ", ".join(a.cc), "why": a.why})
     _print_rows(rows, "table", title=f"would send on {cfg.calendar.local_date(when):%d/%m/%Y}")
 
 

@@ -47,8 +47,9 @@ class Action:
     recipients: list[str]
     cc: list[str] = field(default_factory=list)
     units: list[str] = field(default_factory=list)  # escalation: the overdue children
-    reason: str = ""
+    reason: str = ""  # why the unit's last file was not kept (rejected or returned), told to the unit
     key: str = ""
+    why: str = ""  # for the operator (`baocao chase --dry-run`): the rule that owes this message today
 
 
 def _latest_stage(cal, today: date, deadline: date, offsets: Sequence[int], sign: int) -> int | None:
@@ -58,6 +59,10 @@ def _latest_stage(cal, today: date, deadline: date, offsets: Sequence[int], sign
         due = [n for n in due if today <= deadline]
         return min(due) if due else None
     return max(due) if due else None
+
+
+def _why(rule: str, reason: str) -> str:
+    return f"{rule}; last file not kept: {reason}" if reason else rule
 
 
 def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[Request], today: date,
@@ -75,7 +80,9 @@ def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[R
         n = _latest_stage(cal, today, req.deadline, plan.reminders.before, -1)
         if n is not None and today <= req.deadline:
             stage = f"before-{n}"
-            actions.append(Action(stage, "reminder", unit.code, list(unit.coordinator_emails), reason=reason))
+            actions.append(Action(stage, "reminder", unit.code, list(unit.coordinator_emails), reason=reason,
+                                  why=_why(f"{cal.working_days_between(today, req.deadline)} working day(s) before "
+                                           f"the deadline {req.deadline:%d/%m/%Y}", reason)))
         n = _latest_stage(cal, today, req.deadline, plan.reminders.overdue, +1)
         if n is not None:
             stage = f"overdue-{n}"
@@ -86,7 +93,9 @@ def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[R
                 if req.deadline < returned_on < today:
                     stage += f"/r{returned_on:%Y%m%d}"
             actions.append(Action(stage, "overdue", unit.code, list(unit.coordinator_emails),
-                                  cc=list(unit.head_emails), reason=reason))
+                                  cc=list(unit.head_emails), reason=reason,
+                                  why=_why(f"{cal.working_days_between(req.deadline, today)} working day(s) past "
+                                           f"the deadline {req.deadline:%d/%m/%Y}", reason)))
         n = _latest_stage(cal, today, req.deadline, plan.reminders.escalate, +1)
         if n is not None and req.parent_code:
             overdue_children.setdefault((req.parent_code, f"escalate-{n}"), []).append(req)
@@ -98,7 +107,8 @@ def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[R
         parent = h[parent_code]
         codes = sorted(r.unit_code for r in children)
         actions.append(Action(stage, "escalation", parent_code, list(parent.coordinator_emails),
-                              cc=list(parent.head_emails), units=codes))
+                              cc=list(parent.head_emails), units=codes,
+                              why=f"children still not in: {', '.join(codes)}"))
     for a in actions:
         suffix = a.stage if a.kind != "escalation" else f"{a.stage}/{today:%Y%m%d}"
         a.key = outbox.message_key(cycle.period, cycle.plan, a.unit, a.kind, suffix)

@@ -520,9 +520,10 @@ def test_cli_dry_run_shows_what_would_go_to_whom_and_sends_nothing(app, monkeypa
     for code in TU_KY_DEPTS:
         line = line_of("overdue-1", code)
         assert coord(code) in line and head(code) in line and "2026-H1 tu-ky" in line
+        assert "3 working day(s) past the deadline 02/06/2026" in line  # the rule, for the operator
     esc = line_of("escalate-3", "X11074")
     assert coord("X11074") in esc and head("X11074") in esc
-    assert "children: " + ", ".join(TU_KY_DEPTS) in esc
+    assert "children still not in: " + ", ".join(TU_KY_DEPTS) in esc
     assert not any(" before-" in ln for ln in lines)  # the deadline has passed
     # Nothing was sent, queued or recorded.
     assert len(app.smtp.messages) == requests_sent
