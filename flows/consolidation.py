@@ -34,7 +34,7 @@ from flows.db import (
     utcnow,
 )
 from flows.report import ReportContext, issuer_lines_for, place_for, render_docx, render_email, render_xlsx
-from flows.store import CycleInfo
+from flows.store import CycleInfo, tasks_done_elsewhere
 
 log = logging.getLogger("baocao.consolidate")
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -101,6 +101,7 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
             .where(Request.cycle_id == cycle.id)).all()
         form_units = set(s.scalars(select(Request.unit_code).where(Request.cycle_id == cycle.id,
                                                                    Request.role == "form")))
+        done_before = tasks_done_elsewhere(s, below, cycle.period)
     status = {(r.unit_code, r.task_id): r.status for r in latest}
     rows = []
     for t in tasks:
@@ -111,6 +112,8 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
         overdue_units = []
         for u in units:
             st = status.get((u, t.id))
+            if st is None and t.recurrence is None and (u, t.id) in done_before:
+                st = "done"  # done in an earlier period: no longer on the unit's form
             if u not in form_units and st is None:
                 st = _status_through_units_below(cfg, u, t.id, units, form_units, status)
             counts[st or "no_report"] += 1

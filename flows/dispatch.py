@@ -18,10 +18,19 @@ from sqlalchemy import func, or_, select, update
 from flows import outbox
 from flows.calendar import Period
 from flows.config import Config
-from flows.db import Database, OutboxMessage, Request, Submission, Task, TaskAssignment, Value, utcnow
+from flows.db import (
+    Database,
+    OutboxMessage,
+    Request,
+    Submission,
+    Task,
+    TaskAssignment,
+    Value,
+    utcnow,
+)
 from flows.forms import FormBuilder, FormSpec, FormTask, form_filename
 from flows.hierarchy import Unit
-from flows.store import CycleInfo
+from flows.store import CycleInfo, tasks_done_elsewhere
 from flows.templating import render_mail
 from flows.tokens import make_token
 
@@ -88,6 +97,9 @@ def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, l
     """
     out: dict[str, list[FormTask]] = {}
     with db.session() as s:
+        # One-off tasks already reported done are not asked again; recurring ones ("Thường xuyên",
+        # "Hàng năm") and unfinished ones are.
+        done = tasks_done_elsewhere(s, units, period.code)
         rows = s.execute(
             select(TaskAssignment.unit_code, TaskAssignment.role, Task)
             .join(Task, Task.id == TaskAssignment.task_id)
@@ -96,6 +108,8 @@ def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, l
         )
         for unit, role, task in rows:
             if task.from_year and task.from_year > period.year:
+                continue
+            if task.recurrence is None and (unit, task.id) in done:
                 continue
             out.setdefault(unit, []).append(FormTask(task.number, task.content, task.deadline_text, role))
     return out

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from flows.calendar import Period
 from flows.config import Config
-from flows.db import AuditEvent, Cycle, Database, Request, UnitRow, utcnow
+from flows.db import AuditEvent, Cycle, Database, Request, Submission, TaskReport, UnitRow, utcnow
 from flows.hierarchy import Hierarchy
 from flows.plans import unit_deadlines
 
@@ -160,3 +160,16 @@ def state_counts(db: Database, cycle_id: int) -> dict[str, int]:
         rows = s.execute(select(Request.state, func.count()).where(Request.cycle_id == cycle_id,
                                                                     Request.role == "form").group_by(Request.state))
         return {state: n for state, n in rows}
+
+
+def tasks_done_elsewhere(session: Session, units: Iterable[str], period: str) -> set[tuple[str, int]]:
+    """(unit, task id) of the tasks each unit reported done in another period's accepted form.
+
+    A one-off task done once stays done: it is not asked again on later forms, and a later report
+    counts it as done.
+    """
+    return set(session.execute(
+        select(Submission.unit_code, TaskReport.task_id)
+        .join(Submission, Submission.id == TaskReport.submission_id)
+        .where(Submission.unit_code.in_(list(units)), Submission.status == "accepted",
+               Submission.period != period, TaskReport.status == "done")).tuples())

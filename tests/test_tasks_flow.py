@@ -127,6 +127,37 @@ def test_each_department_form_lists_its_tasks_and_recurring_ones_every_period(ap
     assert 17 in task_sheet(h1["X10714-TTDVSNC"][0]) and 17 not in task_sheet(h1["X10714-KT"][0])
 
 
+@pytest.mark.usefixtures("prefect_api")
+def test_a_one_off_task_reported_done_is_not_asked_again_the_next_period(app):
+    from flows.open_period import open_period
+
+    tasks = import_tasks(app)
+    assert tasks[1].due.recurrence is None and tasks[2].due.recurrence in ("continuous", "yearly")
+    open_period(period=PERIOD, plan="nhi-chieu")
+    forms = forms_received(app, PERIOD)
+    typed = draw(app, DEPTS, seed=5)
+    done, busy = "X10714-VHXH", "X10714-VP"  # both hold tasks 1 (one-off, due 10/5/2026) and 2 (recurring)
+    assert {1, 2} <= set(task_sheet(forms[done][0])) and {1, 2} <= set(task_sheet(forms[busy][0]))
+    submit(app, forms[done], typed[done], at(app.cfg, date(2026, 6, 3)), task_status={1: "done", 2: "done"})
+    submit(app, forms[busy], typed[busy], at(app.cfg, date(2026, 6, 3)), task_status={1: "in_progress"})
+
+    open_period(period="2026-Y", plan="nhi-chieu")
+    year = forms_received(app, "2026-Y")
+    assert 1 not in task_sheet(year[done][0]) and 2 in task_sheet(year[done][0])  # recurring: every period
+    assert {1, 2} <= set(task_sheet(year[busy][0]))  # not done yet: still asked
+
+    # The year's report still counts task 1 as done for that unit, though it is no longer on its form.
+    from flows.consolidation import task_table
+    from flows.store import find_cycle
+
+    cycle = find_cycle(app.db, "2026-Y", "nhi-chieu")
+    assert cycle is not None
+    (row,) = [r for r in task_table(app.db, app.cfg, cycle, WARD, date(2026, 12, 1)) if r["number"] == 1]
+    names = app.cfg.hierarchy
+    assert row["done"] == 1
+    assert names[done].name not in row["overdue_units"] and names[busy].name in row["overdue_units"]
+
+
 # ----------------------------------------------------------------------------- the report
 @pytest.mark.usefixtures("prefect_api")
 def test_ward_report_has_the_task_table_and_lists_overdue_units(app):
