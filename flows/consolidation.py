@@ -112,7 +112,7 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
         overdue_units = []
         for u in units:
             st = status.get((u, t.id))
-            if st is None and t.recurrence is None and (u, t.id) in done_before:
+            if st is None and (u, t.id) in done_before:
                 st = "done"  # done in an earlier period: no longer on the unit's form
             if u not in form_units and st is None:
                 st = _status_through_units_below(cfg, u, t.id, units, form_units, status)

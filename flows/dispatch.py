@@ -18,16 +18,7 @@ from sqlalchemy import func, or_, select, update
 from flows import outbox
 from flows.calendar import Period
 from flows.config import Config
-from flows.db import (
-    Database,
-    OutboxMessage,
-    Request,
-    Submission,
-    Task,
-    TaskAssignment,
-    Value,
-    utcnow,
-)
+from flows.db import Database, OutboxMessage, Request, Submission, Task, TaskAssignment, Value, utcnow
 from flows.forms import FormBuilder, FormSpec, FormTask, form_filename
 from flows.hierarchy import Unit
 from flows.store import CycleInfo, tasks_done_elsewhere
@@ -109,7 +100,7 @@ def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, l
         for unit, role, task in rows:
             if task.from_year and task.from_year > period.year:
                 continue
-            if task.recurrence is None and (unit, task.id) in done:
+            if (unit, task.id) in done:
                 continue
             out.setdefault(unit, []).append(FormTask(task.number, task.content, task.deadline_text, role))
     return out

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from flows.calendar import Period
 from flows.config import Config
-from flows.db import AuditEvent, Cycle, Database, Request, Submission, TaskReport, UnitRow, utcnow
+from flows.db import AuditEvent, Cycle, Database, Request, Submission, Task, TaskReport, UnitRow, utcnow
 from flows.hierarchy import Hierarchy
 from flows.plans import unit_deadlines
 
@@ -163,13 +163,14 @@ def state_counts(db: Database, cycle_id: int) -> dict[str, int]:
 
 
 def tasks_done_elsewhere(session: Session, units: Iterable[str], period: str) -> set[tuple[str, int]]:
-    """(unit, task id) of the tasks each unit reported done in another period's accepted form.
+    """(unit, task id) of the one-off tasks each unit reported done in another period's accepted form.
 
     A one-off task done once stays done: it is not asked again on later forms, and a later report
-    counts it as done.
+    counts it as done. Recurring tasks ("Thường xuyên", "Hàng năm") are never in the set.
     """
     return set(session.execute(
         select(Submission.unit_code, TaskReport.task_id)
         .join(Submission, Submission.id == TaskReport.submission_id)
+        .join(Task, Task.id == TaskReport.task_id)
         .where(Submission.unit_code.in_(list(units)), Submission.status == "accepted",
-               Submission.period != period, TaskReport.status == "done")).tuples())
+               Submission.period != period, TaskReport.status == "done", Task.recurrence.is_(None))).tuples())
