@@ -13,7 +13,9 @@ What one scale does, each figure from this one run:
 2. **Plain run** on another fresh database: the same stages as plain function calls, no Prefect
    (``dispatch.prepare_requests`` + ``outbox.deliver``; ``channels.collect_folder`` + ``deliver``;
    ``consolidation.due_units`` + ``frames``/``consolidate_tree`` + ``make_report`` + ``deliver``).
-   Forms per second, drop-folder submissions per second and the aggregation time come from here.
+   Forms per second, drop-folder submissions per second and the aggregation time come from here;
+   the collected files are then read and validated again in this process alone (the checks' rate
+   on one core, without storing, replying or reader processes).
 3. **Sending against a slow server**: requests of the plain run are set pending again and sent to
    the SMTP sink answering every DATA after 50 ms.
 4. **IMAP path**: corrected forms of up to 200 units are APPENDed to a real pymap server and the
@@ -28,6 +30,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +53,7 @@ from flows.db import Blob, Database, OutboxMessage, Report, Request, Submission
 from flows.forms import FormBuilder, FormSpec
 from flows.migrate import upgrade
 from flows.plans import open_at
+from flows.renderpool import RenderPool
 from flows.simulate import figures as draw_figures
 from flows.store import CycleInfo, find_cycle, open_cycle, sync_units
 from flows.taskbook import import_appendix
@@ -74,7 +78,7 @@ class ScaleResult:
     flow_cpu: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds of this process
     flow_server_cpu: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds of the Prefect server
     plain_cpu: dict[str, float] = field(default_factory=dict)
-    intake: dict[str, float] = field(default_factory=dict)  # reading and validating inside collect_folder
+    intake: dict[str, float] = field(default_factory=dict)  # reading and validating the same files, one process
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # run -> count -> n
     forms_built: int = 0
     build_seconds: float = 0.0  # FormBuilder.build alone, inside the plain run's prepare stage
@@ -245,31 +249,6 @@ class Clock:
                 d[name] = sum(d[p] for p in parts)
 
 
-class Timed:
-    """Adds up the time spent in one function of a module while the benchmark runs (then puts it back)."""
-
-    def __init__(self, module: Any, name: str) -> None:
-        self.module, self.name = module, name
-        self.seconds, self.calls = 0.0, 0
-
-    def __enter__(self) -> Timed:
-        self.original = original = getattr(self.module, self.name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - t
-                self.calls += 1
-
-        setattr(self.module, self.name, timed)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        setattr(self.module, self.name, self.original)
-
-
 # ----------------------------------------------------------------------------- the flow run
 def flow_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient, server_cpu: Callable[[], float]) -> None:
     from flows.collect import collect
@@ -306,8 +285,6 @@ def flow_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient, server_cp
 
 # ----------------------------------------------------------------------------- the plain run
 def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple[Config, Database, CycleInfo, Timeline]:
-    import flows.intake
-
     cfg, db = use_database(tmp, f"{res.scale}-plain")
     h = cfg.hierarchy
     plan = cfg.plan(PLAN)
@@ -340,10 +317,10 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
         replied = units_reply(cfg, db, cycle, cfg.settings.resolve(cfg.settings.drop_folder), seed)
 
     # collect: the drop folder, then the receipts
-    with clock("collect_folder", profile=f"{tag}-collect-folder"), \
-            Timed(flows.intake, "read_submission") as reading, Timed(flows.intake, "validate") as validating:
+    drop = cfg.settings.resolve(cfg.settings.drop_folder)
+    with clock("collect_folder", profile=f"{tag}-collect-folder"):
         report = collect_folder(db, cfg, as_of=when.collect_at)
-    res.intake = {"read_seconds": reading.seconds, "validate_seconds": validating.seconds, "files": reading.calls}
+    res.intake = check_rate(cfg, sorted((drop / "done").iterdir()))
     with clock("send_replies", profile=f"{tag}-send-replies"):
         outbox.deliver(db, cfg.settings, kinds=["receipt", "problems", "returned"])
     clock.add("collect", "collect_folder", "send_replies")
@@ -360,9 +337,17 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
         figures = consolidate_tree(cycle.root, h, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
     for f in figures.values():
         f.period = cycle.period
-    with clock("reports", profile=f"{tag}-reports"):
-        for unit in due:
-            make_report(db, cfg, cycle, unit, figures, when.consolidate_at)
+    with clock("reports", profile=f"{tag}-reports"):  # as the flow does: a level at once, rendered in processes
+        pool = RenderPool.for_reports(len(due))
+        try:
+            with ThreadPoolExecutor(max_workers=4) as threads:
+                for depth in sorted({h.depth(u) for u in due}, reverse=True):
+                    level = [u for u in due if h.depth(u) == depth]
+                    list(threads.map(lambda unit: make_report(db, cfg, cycle, unit, figures, when.consolidate_at,
+                                                              pool=pool), level))
+        finally:
+            if pool is not None:
+                pool.close()
     with clock("send_reports"):
         outbox.deliver(db, cfg.settings, cycle_id=cycle.id, kinds=["report"])
     clock.add("consolidate", "due_units", "load_frames", "consolidate_tree", "reports", "send_reports")
@@ -376,6 +361,24 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
                                                "due_consolidators": len(due), "requests_prepared": written,
                                                "sink_messages": sink.stats()["messages"]}
     return cfg, db, cycle, when
+
+
+def check_rate(cfg: Config, files: list[Path]) -> dict[str, float]:
+    """Reading and validating the collected files again, in this process alone: the intake's checks
+    without storing, replying or the reader processes (what one core does)."""
+    from flows.intake import validate
+    from flows.reader import read_submission
+
+    blobs = [(p.read_bytes(), p.name.split("-", 1)[-1]) for p in files]
+    read = check = 0.0
+    for data, name in blobs:
+        t = time.perf_counter()
+        subs, _ = read_submission(data, name, cfg.catalog, max_bytes=cfg.settings.max_attachment_bytes)
+        t2 = time.perf_counter()
+        for sub in subs:
+            validate(sub, cfg.catalog, filename=name)
+        read, check = read + t2 - t, check + time.perf_counter() - t2
+    return {"read_seconds": read, "validate_seconds": check, "files": len(blobs)}
 
 
 # ----------------------------------------------------------------------------- sending against 50 ms

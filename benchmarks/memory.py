@@ -4,7 +4,8 @@ A thread samples the RSS of this process and of every descendant (recursive) eve
 seconds and keeps, per role, the largest value seen, and the largest *sum* seen at one instant.
 Roles: ``benchmark`` (this process: the flows, tasks and plain functions all run here),
 ``prefect server`` (Prefect's ephemeral API, a uvicorn subprocess), ``smtp sink`` and ``imap server``
-(the loopback test servers, reported apart since they stand in for the outside world), ``other``.
+(the loopback test servers, reported apart since they stand in for the outside world), ``pool
+processes`` (the reader and render processes the intake and the reports start), ``other``.
 This process's own peak is also taken from the kernel (``ru_maxrss``), which no sampling can miss.
 """
 
@@ -17,7 +18,10 @@ from collections.abc import Callable
 
 import psutil
 
-__all__ = ["MemorySampler"]
+__all__ = ["SYSTEM_ROLES", "MemorySampler"]
+
+SYSTEM_ROLES = ("benchmark", "prefect server", "pool processes")
+"""The processes baocao itself runs: their sum at one instant is the peak RSS of the table."""
 
 
 class MemorySampler:
@@ -25,7 +29,7 @@ class MemorySampler:
         self.classify = classify
         self.interval = interval
         self.peak: dict[str, int] = {}
-        self.peak_system = 0  # benchmark + prefect server, at one instant
+        self.peak_system = 0  # the SYSTEM_ROLES together, at one instant
         self.peak_all = 0  # every process of the tree, at one instant
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -56,7 +60,7 @@ class MemorySampler:
             by_role[role] = by_role.get(role, 0) + rss
         for role, rss in by_role.items():
             self.peak[role] = max(self.peak.get(role, 0), rss)
-        system = by_role.get("benchmark", 0) + by_role.get("prefect server", 0)
+        system = sum(by_role.get(r, 0) for r in SYSTEM_ROLES)
         self.peak_system = max(self.peak_system, system)
         self.peak_all = max(self.peak_all, sum(by_role.values()))
 

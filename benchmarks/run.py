@@ -94,7 +94,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             cmd = " ".join(p.cmdline())
         except psutil.Error:
             cmd = ""
-        return "prefect server" if "prefect.server.api.server" in cmd else "other"
+        if "prefect.server.api.server" in cmd:
+            return "prefect server"
+        if "multiprocessing" in cmd:  # the reader and render processes (spawned) and their resource tracker
+            return "pool processes"
+        return "other"
 
     sampler = MemorySampler(classify).start()
     sink = start_sink()

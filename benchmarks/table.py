@@ -155,10 +155,10 @@ def render_table(results: list[Any], memory: dict[str, Any], info: dict[str, Any
     row("mail_bound", "2", "  bound = connections / 0.05 s (settings.smtp.concurrency)",
         lambda r: f"{r.mail['bound']:.0f}/s ({r.mail['concurrency']} conn; seen {r.mail['max_connections']}) "
                   f"→ {r.mail['bound_over_rate']:.2f}× below")
-    row("drop_rate", "3", "submissions read+validated+stored per second (drop folder, collect_folder)",
+    row("drop_rate", "3", "submissions read+validated+stored+answered per second (drop folder, collect_folder)",
         lambda r: f"{F(r)['drop_rate']:.0f}/s ({r.counts['plain']['files_collected']:,} files)", "≥ 500/s",
         "validation")
-    row("check_rate", "3", "  of which reading + validating alone (storing and replying are the rest)",
+    row("check_rate", "3", "  reading + validating the same files again, one process (no reader processes)",
         lambda r: f"{F(r)['check_rate']:.0f}/s")
     row("imap_rate", "3", "  IMAP path (real pymap server, collect_mailbox)",
         lambda r: f"{r.imap['rate']:.0f}/s ({r.imap['messages']} msgs, {r.imap['accepted']} accepted)")
@@ -167,7 +167,7 @@ def render_table(results: list[Any], memory: dict[str, Any], info: dict[str, Any
         "aggregation")
     row("aggregation_db", "4", "  with loading the frames from the database",
         lambda r: f"{r.aggregation['with_db_load']:.3f} s")
-    row("reports_rate", "4", "  reports rendered (Word + XLSX + chart + mail), s each",
+    row("reports_rate", "4", "  reports made (Word + XLSX + chart + mail), wall s per report, rendered in processes",
         lambda r: f"{r.plain['reports'] / max(1, r.counts['plain']['reports_made']):.2f} s "
                   f"({r.counts['plain']['reports_made']} reports)")
     t.add_section()
@@ -193,12 +193,12 @@ def render_table(results: list[Any], memory: dict[str, Any], info: dict[str, Any
     def whole(text: str) -> Callable[[Any], str]:
         return lambda r: text if r.scale == national_or_small else "(whole run →)"
 
-    row("rss_system", "6", "peak RSS, benchmark + Prefect server at one instant",
+    row("rss_system", "6", "peak RSS, benchmark + Prefect server + pool processes at one instant",
         whole(f"{memory['peak_system'] / MIB:.0f} MiB"), "≤ 1 GiB", "rss")
     row("rss_benchmark", "6", "  benchmark process (flows, tasks; kernel ru_maxrss)",
         whole(f"{peak.get('benchmark', 0) / MIB:.0f} MiB (maxrss {memory['benchmark_maxrss'] / MIB:.0f})"))
-    row("rss_prefect", "6", "  Prefect ephemeral API server (subprocess)",
-        whole(f"{peak.get('prefect server', 0) / MIB:.0f} MiB"))
+    row("rss_prefect", "6", "  Prefect ephemeral API server (subprocess); reader/render processes (all)",
+        whole(f"{peak.get('prefect server', 0) / MIB:.0f} MiB; {peak.get('pool processes', 0) / MIB:.0f} MiB"))
     row("rss_servers", "6", "  test servers (SMTP sink, IMAP), not counted above",
         whole(f"{peak.get('smtp sink', 0) / MIB:.0f} + {peak.get('imap server', 0) / MIB:.0f} MiB"))
     t.add_section()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +20,15 @@ from sqlalchemy.exc import IntegrityError
 
 from flows.config import Config
 from flows.db import Database, MailboxCursor, ProcessedMessage, utcnow
-from flows.intake import Incoming, Outcome, take_in
+from flows.intake import Incoming, Outcome, take_in, take_in_batch
 from flows.mailbox import ImapSettings, MailboxError, attachments, fetch_since, sender_address
+from flows.readpool import Job, ReadPool, cores
 from flows.store import insert_ignore
 
 log = logging.getLogger("baocao.collect")
 FORM_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
+FOLDER_BATCH = 100  # drop-folder files per transaction: 100 forms hold about 1.6 MB in memory
+PARALLEL_FROM = 300  # drop-folder files from which reader processes pay for their start (about 1 s)
 
 
 @dataclass
@@ -127,18 +131,47 @@ def _already(db: Database, mailbox: str, uidvalidity: int, uid: int) -> bool:
 
 
 def collect_folder(db: Database, cfg: Config, folder: Path | None = None, *,
-                   as_of: datetime | None = None) -> CollectReport:
+                   as_of: datetime | None = None, batch: int = FOLDER_BATCH) -> CollectReport:
     """Take in every file dropped in the folder, then move it to `done/` (or `failed/`) beside it.
 
-    A file is moved only after it is stored, so a crash leaves it to be taken in again, where the
-    checksum recognises it. Two collectors may run at once (overlapping scheduled runs, two
-    workers): a file the other one moved away meanwhile is left to it, since the database
-    already recognises the same bytes (stored once, judged once).
+    Files are taken in `batch` at a time (:func:`flows.intake.take_in_batch`: the common case of
+    a whole batch in one transaction). A file is moved only after it is stored, so a crash leaves it
+    to be taken in again, where the checksum recognises it. Two collectors may run at once
+    (overlapping scheduled runs, two workers): a file the other one moved away meanwhile is left to
+    it, since the database already recognises the same bytes (stored once, judged once).
     """
     folder = folder or cfg.settings.resolve(cfg.settings.drop_folder)
     folder.mkdir(parents=True, exist_ok=True)
     report = CollectReport()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    batch = max(1, batch)
+    batches = deque(paths[i:i + batch] for i in range(0, len(paths), batch))
+    # Reader processes pay off from a few batches on: they read the next batches while this process
+    # stores one, so one fewer than the cores (and the memory of one process less).
+    processes = max(1, min(cores() - 1, len(batches) - 1)) if len(paths) >= PARALLEL_FROM else 0
+    with ReadPool(cfg.catalog, cfg.settings.max_attachment_bytes, processes) as pool:
+        ahead: deque[tuple[list[tuple[Path, Incoming]], Job]] = deque()
+
+        def read_ahead() -> None:
+            if batches:
+                files = _load(batches.popleft(), report, as_of)
+                ahead.append((files, pool.submit([(inc.data, inc.filename) for _, inc in files])))
+
+        for _ in range(max(1, processes)):
+            read_ahead()
+        while ahead:
+            files, job = ahead.popleft()
+            read_ahead()
+            outcomes = take_in_batch(db, cfg, [inc for _, inc in files], reads=pool.result(job))
+            for (path, _), outcome in zip(files, outcomes, strict=True):
+                report.outcomes.append((path.name, outcome))
+                _move(folder, path, "done" if outcome.status in ("accepted", "duplicate") else "failed")
+    return report
+
+
+def _load(paths: list[Path], report: CollectReport, as_of: datetime | None) -> list[tuple[Path, Incoming]]:
+    files = []
+    for path in paths:
         try:
             mtime = path.stat().st_mtime
             data = path.read_bytes()
@@ -150,12 +183,14 @@ def collect_folder(db: Database, cfg: Config, folder: Path | None = None, *,
             continue
         report.files += 1
         received = as_of or datetime.fromtimestamp(mtime).astimezone()
-        outcome = take_in(db, cfg, Incoming(data, path.name, "folder", None, received, str(path)))
-        report.outcomes.append((path.name, outcome))
-        dest = folder / ("done" if outcome.status in ("accepted", "duplicate") else "failed")
-        dest.mkdir(exist_ok=True)
-        try:
-            shutil.move(str(path), dest / f"{utcnow():%Y%m%dT%H%M%S%f}-{path.name}")
-        except FileNotFoundError:
-            log.info("%s was moved by another collector meanwhile", path.name)
-    return report
+        files.append((path, Incoming(data, path.name, "folder", None, received, str(path))))
+    return files
+
+
+def _move(folder: Path, path: Path, where: str) -> None:
+    dest = folder / where
+    dest.mkdir(exist_ok=True)
+    try:
+        shutil.move(str(path), dest / f"{utcnow():%Y%m%dT%H%M%S%f}-{path.name}")
+    except FileNotFoundError:
+        log.info("%s was moved by another collector meanwhile", path.name)

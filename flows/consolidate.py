@@ -2,8 +2,10 @@
 
 The figures of the whole tree are computed in one pass (fast, pure pandas); then every
 consolidator that is due renders its report and writes its message, children before parents,
-one task per unit (a national cycle has 35). A unit that fails is named and the run ends Failed;
-its Retry redoes only what is missing (reports already made are not made again).
+one task per unit (a national cycle has 39). With many reports due, the tasks of one level run at
+once and render in a process pool (:mod:`flows.renderpool`): a report is CPU-bound, so that is
+what uses every core. A unit that fails is named and the run ends Failed; its Retry redoes only
+what is missing (reports already made are not made again).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import pendulum
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.annotations import quote
+from prefect.futures import wait
+from prefect.utilities.annotations import allow_failure, quote
 
 from flows import dashboards, outbox, runtime
 from flows.aggregate import Figures
 from flows.consolidation import due_units, figures_for, make_report
+from flows.renderpool import RenderPool
 from flows.store import CycleInfo, find_cycle, open_cycles
+
+_render_pools: dict[int, RenderPool] = {}  # cycle id -> the processes rendering its reports in this run
 
 
 @task(name="make-report", cache_policy=NO_CACHE, retries=1, task_run_name="report-{unit}")
@@ -30,7 +36,7 @@ def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict
     db = runtime.database(cfg)
     info = CycleInfo(**cycle)
     logger = get_run_logger()
-    report_id = make_report(db, cfg, info, unit, figures, as_of, correction=correction)
+    report_id = make_report(db, cfg, info, unit, figures, as_of, correction=correction, pool=_render_pools.get(info.id))
     logger.info("report %s of %s (%s) written", report_id, unit, cfg.hierarchy[unit].name)
     # The report and its message are committed: from here on nothing may fail the task, or its retry
     # would make the report a second time. The headline artifact is a view; a failure is only logged.
@@ -69,10 +75,26 @@ def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = No
     db = runtime.database(cfg)
     units = due_units(db, cfg, cycle, as_of, resend=resend)
     made, failed = [], {}
-    figures = figures_for(db, cfg, cycle, as_of) if units else {}
-    for unit in units:  # children before parents: a parent's figures use its children's
-        state = report_unit(cycle.__dict__, unit, as_of, quote(figures), correction=resend is not None,
-                            return_state=True)
+    figures = figures_for(db, cfg, cycle, as_of) if units else {}  # the whole tree's, children's before parents'
+    pool = RenderPool.for_reports(len(units))
+    if pool is None:
+        states = [report_unit(cycle.__dict__, unit, as_of, quote(figures), correction=resend is not None,
+                              return_state=True) for unit in units]
+    else:  # many reports: rendered in the pool's processes, each after its children's (wait_for)
+        _render_pools[cycle.id] = pool
+        try:
+            futures: dict[str, Any] = {}
+            for unit in units:
+                children = [futures[c.code] for c in cfg.hierarchy.children(unit) if c.code in futures]
+                futures[unit] = report_unit.submit(cycle.__dict__, unit, as_of, quote(figures),
+                                                   correction=resend is not None,
+                                                   wait_for=[allow_failure(f) for f in children])
+            wait(list(futures.values()))
+            states = [futures[unit].state for unit in units]
+        finally:
+            _render_pools.pop(cycle.id, None)
+            pool.close()
+    for unit, state in zip(units, states, strict=True):
         if state.is_failed():
             failed[unit] = str(state.message)
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -35,6 +35,9 @@ from flows.db import (
 )
 from flows.report import ReportContext, issuer_lines_for, place_for, render_docx, render_email, render_xlsx
 from flows.store import CycleInfo, tasks_done_elsewhere
+
+if TYPE_CHECKING:
+    from flows.renderpool import RenderPool
 
 log = logging.getLogger("baocao.consolidate")
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -202,7 +205,7 @@ class Rendered:
     text: str
     html: str
     chart: bytes
-    context: ReportContext
+    context: ReportContext | None = None  # None when rendered in another process (flows.renderpool)
 
 
 def receiver_lines(cfg: Config, unit: str) -> tuple[str, ...]:
@@ -230,14 +233,25 @@ def render(cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures]
 
 
 def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures],
-                as_of: datetime, *, correction: bool = False) -> int:
-    """Render the unit's report, keep it (a new version if one exists) and write its message to the outbox."""
+                as_of: datetime, *, correction: bool = False, pool: RenderPool | None = None) -> int:
+    """Render the unit's report, keep it (a new version if one exists) and write its message to the outbox.
+
+    `pool` renders it in another process (many reports at once on every core); the rest is the same.
+    """
     today = cfg.calendar.local_date(as_of)
     with db.session() as s:
         previous = s.scalar(select(func.max(Report.version)).where(Report.cycle_id == cycle.id, Report.unit_code == unit))
     version = (previous or 0) + 1
-    rendered = render(cfg, cycle, unit, figures, today, tasks=task_table(db, cfg, cycle, unit, today),
-                      correction_of=previous if (correction and previous) else None)
+    tasks = task_table(db, cfg, cycle, unit, today)
+    correction_of = previous if (correction and previous) else None
+    rendered: Rendered | None = None
+    if pool is not None:
+        try:
+            rendered = Rendered(*pool.render(cycle, unit, figures, today, tasks=tasks, correction_of=correction_of))
+        except Exception as exc:  # noqa: BLE001 - a broken process: render here, as without a pool
+            log.warning("report of %s: render process failed (%s); rendering it here", unit, exc)
+    if rendered is None:
+        rendered = render(cfg, cycle, unit, figures, today, tasks=tasks, correction_of=correction_of)
     to, cc = recipients(cfg, cycle.plan, unit)
     name = cfg.hierarchy[unit].name
     period = Period.parse(cycle.period)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
@@ -38,7 +38,7 @@ from flows.db import (
 )
 from flows.formatting import number_vi
 from flows.reader import Problem, Submitted, read_submission
-from flows.store import StaleState, audit, set_state
+from flows.store import StaleState, audit, set_state, set_states
 from flows.templating import render_mail
 from flows.tokens import verify_token
 from flows.validation import has_errors, validate
@@ -132,8 +132,11 @@ def store_file(db: Database, inc: Incoming, *, keep_content: bool = True) -> tup
 
 
 def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | None = None,
-            unit_hint: str | None = None) -> Outcome:
-    """Take one received file through the whole pipeline; see the module docstring."""
+            unit_hint: str | None = None, read: tuple[list[Submitted], list[Problem]] | None = None) -> Outcome:
+    """Take one received file through the whole pipeline; see the module docstring.
+
+    `read`: what :func:`flows.reader.read_submission` gave for this file, if it was read already.
+    """
     received_at = inc.received_at or utcnow()
     inc = Incoming(inc.data, inc.filename, inc.channel, inc.sender, received_at, inc.source_ref)
     if len(inc.data) > cfg.settings.max_attachment_bytes:
@@ -150,8 +153,8 @@ def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | No
     digest = hashlib.sha256(inc.data).hexdigest()
     if duplicate and _settled(db, file_id, override):
         return Outcome(file_id, True, [UnitOutcome(None, None, "duplicate")])
-    submitted, file_problems = read_submission(inc.data, inc.filename, cfg.catalog,
-                                               max_bytes=cfg.settings.max_attachment_bytes)
+    submitted, file_problems = read or read_submission(inc.data, inc.filename, cfg.catalog,
+                                                       max_bytes=cfg.settings.max_attachment_bytes)
     if not submitted:
         with db.session() as s:
             _lock_file(s, file_id)
@@ -174,6 +177,169 @@ def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | No
             raise RuntimeError(f"unit {sub.unit_code}: state kept changing while taking in {inc.filename}")
     outcome.duplicate = bool(outcome.units) and all(u.status == "duplicate" for u in outcome.units)
     return outcome
+
+
+# ----------------------------------------------------------------------------- many files at once
+Read = tuple[list[Submitted], list[Problem]]  # what read_submission gives for one file
+
+
+@dataclass
+class _Ready:
+    """A file of a batch that takes the batch's path: what its rows need."""
+
+    index: int
+    inc: Incoming
+    digest: str
+    sub: Submitted
+    req: Request
+    problems: list[Problem]
+    late: bool
+    version: int
+    outcome: Outcome | None = None
+
+
+def take_in_batch(db: Database, cfg: Config, incs: Sequence[Incoming], *,
+                  reads: Sequence[Read] | None = None) -> list[Outcome]:
+    """Take in many files (a drop folder's): what :func:`take_in` on each in turn would do, in far
+    fewer statements. Outcomes come in the order of `incs`.
+
+    The common case is a new file holding one unit's form, for a request that is open and has no
+    accepted report yet, with a genuine token and figures that pass every check. All such files of
+    the batch are written in one transaction: files, submissions, values, task statuses, the units'
+    states (under the same optimistic lock) and the receipts. Every other file (seen before,
+    unreadable, refused, rejected, a correction, a second file for the same unit in the batch) goes
+    through :func:`take_in` afterwards, one at a time, reusing what was read. If the batch meets a
+    concurrent change (another collector stored the same bytes, or changed a unit's state), it is
+    rolled back whole and every file goes through :func:`take_in`: nothing is lost or stored twice,
+    and a crash leaves the whole batch to be taken in again (its files are still in the folder).
+    `reads`: what :func:`flows.reader.read_submission` gave for each file, if they were read already
+    (by :class:`flows.readpool.ReadPool`); by default they are read here.
+    """
+    got = _read_all(cfg, incs, reads)
+    ready: list[_Ready] = []
+    try:
+        with db.session() as s:
+            ready = _batch_ready(s, cfg, incs, got)
+            if ready:
+                _write_batch(s, cfg, ready)
+    except (StaleState, IntegrityError) as exc:
+        log.info("batch of %d files met a concurrent change (%s); taking them in one by one", len(incs), exc)
+        ready = []
+    outcomes: list[Outcome | None] = [None] * len(incs)
+    for r in ready:
+        outcomes[r.index] = r.outcome
+    for i in [i for i in range(len(incs)) if outcomes[i] is None]:
+        outcomes[i] = take_in(db, cfg, incs[i], read=got[i])
+    return [o for o in outcomes if o is not None]
+
+
+def _read_all(cfg: Config, incs: Sequence[Incoming], reads: Sequence[Read] | None) -> list[Read | None]:
+    """What each file holds; None for a file over the size limit (take_in records it unread)."""
+    limit = cfg.settings.max_attachment_bytes
+    if reads is not None and len(reads) != len(incs):
+        raise ValueError(f"{len(reads)} reads for {len(incs)} files")
+    return [None if len(inc.data) > limit
+            else (list(reads[i][0]), list(reads[i][1])) if reads is not None
+            else read_submission(inc.data, inc.filename, cfg.catalog, max_bytes=limit)
+            for i, inc in enumerate(incs)]
+
+
+def _batch_ready(s: Session, cfg: Config, incs: Sequence[Incoming],
+                 reads: Sequence[Read | None]) -> list[_Ready]:
+    """The files of the batch that take its path, checked as :func:`_take_unit` checks them."""
+    digests = [hashlib.sha256(inc.data).hexdigest() for inc in incs]
+    seen = set(s.scalars(select(ReceivedFile.sha256).where(ReceivedFile.sha256.in_(set(digests)))))
+    candidates: list[tuple[int, Submitted, str, Period]] = []
+    # unit -> its first file left to take_in: the unit's later files wait for it (its replies in order)
+    later: dict[str, int] = {}
+
+    def leave(unit: str, i: int) -> None:
+        later[unit] = min(later.get(unit, i), i)
+
+    for i, (inc, digest, got) in enumerate(zip(incs, digests, reads, strict=True)):
+        if got is None or digest in seen or len(got[0]) != 1:
+            for sub in got[0] if got else []:
+                leave((sub.unit_code or "").strip().upper(), i)
+            continue
+        seen.add(digest)  # the same bytes twice in the batch: the second copy is a duplicate, later
+        sub = got[0][0]
+        unit, period, problems = _form_identity(cfg, inc, sub, None)
+        if problems or unit is None or period is None:
+            continue
+        candidates.append((i, sub, unit, period))
+    if not candidates:
+        return []
+    requests: dict[tuple[str, str], Request] = {}
+    for req in s.scalars(_requests_query(sorted({c[2] for c in candidates}), sorted({c[3].code for c in candidates}))):
+        requests.setdefault((req.unit_code, req.cycle.period), req)
+    versions: dict[int, int] = {}  # request -> its latest version number
+    accepted_before: set[int] = set()  # requests with an accepted report: a correction supersedes it (take_in)
+    for req_id, version, accepted in s.execute(
+            select(Submission.request_id, func.max(Submission.version),
+                   func.count().filter(Submission.status == "accepted"))
+            .where(Submission.request_id.in_([r.id for r in requests.values()])).group_by(Submission.request_id)):
+        versions[req_id] = version or 0
+        if accepted:
+            accepted_before.add(req_id)
+    histories: dict[str, dict[str, tuple[dict[str, int | None], dict[str, int | None]]]] = {}
+    ready: list[_Ready] = []
+    taken: set[int] = set()
+    for i, sub, unit, period in candidates:
+        inc, received_at = incs[i], incs[i].received_at or utcnow()
+        req, problems, flag = _check_request(cfg, inc, sub, unit, period, requests.get((unit, period.code)), None)
+        if (later.get(unit, i) < i or req is None or problems or flag or req.id in taken
+                or req.id in accepted_before or _locked(req, received_at)):
+            leave(unit, i)
+            continue
+        if period.code not in histories:
+            histories[period.code] = _histories(s, sorted({c[2] for c in candidates if c[3] == period}), period)
+        earlier, last_year = histories[period.code][unit]
+        if not any(v is not None for v in last_year.values()):
+            last_year = dict(sub.previous_year)
+        file_problems = reads[i][1]  # type: ignore[index]
+        problems = list(file_problems) + validate(
+            sub, cfg.catalog, filename=inc.filename, earlier_same_year=earlier, last_year=last_year)
+        if has_errors(problems):
+            leave(unit, i)
+            continue
+        taken.add(req.id)
+        ready.append(_Ready(i, Incoming(inc.data, inc.filename, inc.channel, inc.sender, received_at, inc.source_ref),
+                            digests[i], sub, req, problems, received_at > req.due_at, (versions.get(req.id) or 0) + 1))
+    return ready
+
+
+def _write_batch(s: Session, cfg: Config, ready: list[_Ready]) -> None:
+    """Write every ready file of a batch (one statement per table), then its receipt."""
+    file_ids = s.scalars(insert(ReceivedFile).returning(ReceivedFile.id, sort_by_parameter_order=True), [
+        {"sha256": r.digest, "filename": r.inc.filename[:300], "size": len(r.inc.data), "content": r.inc.data,
+         "channel": r.inc.channel, "sender": r.inc.sender, "source_ref": r.inc.source_ref,
+         "received_at": r.inc.received_at, "times_seen": 1} for r in ready]).all()
+    sub_ids = s.scalars(insert(Submission).returning(Submission.id, sort_by_parameter_order=True), [
+        {"file_id": f, "request_id": r.req.id, "unit_code": r.req.unit_code, "period": r.sub.period,
+         "version": r.version, "status": "accepted", "late": r.late, "flagged": None, "errors": [],
+         "warnings": [_p(p) for p in r.problems if p.severity != "error"], "received_at": r.inc.received_at,
+         "superseded_by": None} for f, r in zip(file_ids, ready, strict=True)]).all()
+    values = [row for sub_id, r in zip(sub_ids, ready, strict=True) for row in _value_rows(sub_id, r.sub)]
+    for i in range(0, len(values), 2000):
+        s.execute(Value.__table__.insert(), values[i:i + 2000])
+    with_tasks = [r for r in ready if r.sub.tasks]
+    if with_tasks:
+        tasks = _task_ids(s, sorted({r.req.unit_code for r in with_tasks}))
+        rows = [row for sub_id, r in zip(sub_ids, ready, strict=True) if r.sub.tasks
+                for row in _task_rows(tasks[r.req.unit_code], sub_id, r.sub)]
+        if rows:
+            s.execute(TaskReport.__table__.insert(), rows)
+    replies, states = [], []
+    for file_id, sub_id, r in zip(file_ids, sub_ids, ready, strict=True):
+        unit_outcome = UnitOutcome(r.req.unit_code, r.sub.period, "accepted", late=r.late, problems=r.problems,
+                                   submission_id=sub_id)
+        r.outcome = Outcome(file_id, False, [unit_outcome])
+        replies.append(_reply_message(cfg, r.inc, r.digest, r.req, unit_outcome, sub=r.sub, version=r.version))
+        on_time = _on_time(r.req, r.late)
+        states.append((r.req, "accepted" if on_time else "late", r.inc.received_at,
+                       {"accepted_submission_id": sub_id, "accepted_at": r.inc.received_at, "on_time": on_time}))
+    set_states(s, states)
+    outbox.enqueue_many(s, replies)
 
 
 def _final(status: str, errors: Sequence[dict[str, Any]] | None, override: Override | None = None) -> bool:
@@ -222,30 +388,49 @@ def _p(p: Problem) -> dict[str, Any]:
 def _identify(s: Session, cfg: Config, inc: Incoming, sub: Submitted, *, override: Override | None,
               unit_hint: str | None) -> tuple[Request | None, list[Problem], str | None]:
     """Find the request this form answers and check it is genuine. Returns (request, problems, flag)."""
+    unit_code, period, problems = _form_identity(cfg, inc, sub, unit_hint)
+    if problems:
+        return None, problems, None
+    assert unit_code is not None and period is not None
+    req = s.scalars(_requests_query([unit_code], [period.code])).first()
+    return _check_request(cfg, inc, sub, unit_code, period, req, override)
+
+
+def _form_identity(cfg: Config, inc: Incoming, sub: Submitted,
+                   unit_hint: str | None) -> tuple[str | None, Period | None, list[Problem]]:
+    """The unit and period a form names, or why they cannot be used (no database needed)."""
     f = inc.filename
-    problems: list[Problem] = []
     unit_code = (sub.unit_code or "").strip().upper() or None
     if unit_hint and unit_code and unit_hint != unit_code:
-        problems.append(_problem(f, "unit", f"Tệp «{f}» là biểu mẫu của đơn vị {unit_code}, không phải {unit_hint}.",
-                                 sheet="Thông tin", value=unit_code))
-        return None, problems, None
+        return None, None, [_problem(f, "unit", f"Tệp «{f}» là biểu mẫu của đơn vị {unit_code}, không phải "
+                                     f"{unit_hint}.", sheet="Thông tin", value=unit_code)]
     unit_code = unit_code or unit_hint
     if not unit_code or unit_code not in cfg.hierarchy:
-        problems.append(_problem(f, "unit", f"Tệp «{f}»: không xác định được đơn vị (mã đơn vị «{unit_code or ''}» "
-                                 "không có trong danh sách). Đề nghị dùng đúng biểu mẫu đã được gửi cho đơn vị.",
-                                 sheet="Thông tin", value=unit_code))
-        return None, problems, None
+        return None, None, [_problem(f, "unit", f"Tệp «{f}»: không xác định được đơn vị (mã đơn vị "
+                                     f"«{unit_code or ''}» không có trong danh sách). Đề nghị dùng đúng biểu mẫu "
+                                     "đã được gửi cho đơn vị.", sheet="Thông tin", value=unit_code)]
     try:
         period = Period.parse(sub.period or "")
     except PeriodError:
-        problems.append(_problem(f, "period", f"Tệp «{f}»: kỳ báo cáo «{sub.period or ''}» không hợp lệ.",
-                                 sheet="Thông tin", value=sub.period))
-        return None, problems, None
-    req = s.scalars(
-        select(Request).join(Cycle).where(Request.unit_code == unit_code, Cycle.period == period.code,
-                                          Request.role == "form").order_by((Cycle.status == "open").desc(), Cycle.id.desc())
-        .options(contains_eager(Request.cycle))  # the reply needs the cycle: no second query for it
-    ).first()
+        return None, None, [_problem(f, "period", f"Tệp «{f}»: kỳ báo cáo «{sub.period or ''}» không hợp lệ.",
+                                     sheet="Thông tin", value=sub.period)]
+    return unit_code, period, []
+
+
+def _requests_query(units: Sequence[str], periods: Sequence[str]) -> Any:
+    """The form requests of these units for these periods, the one a form answers first for each:
+    an open cycle before a closed one, then the newest (the reply needs the cycle: loaded with it)."""
+    return (select(Request).join(Cycle)
+            .where(Request.unit_code.in_(list(units)), Cycle.period.in_(list(periods)), Request.role == "form")
+            .order_by((Cycle.status == "open").desc(), Cycle.id.desc())
+            .options(contains_eager(Request.cycle)))
+
+
+def _check_request(cfg: Config, inc: Incoming, sub: Submitted, unit_code: str, period: Period,
+                   req: Request | None, override: Override | None) -> tuple[Request | None, list[Problem], str | None]:
+    """Whether the form may answer `req`: there is one, the token is genuine, the sender is registered."""
+    f = inc.filename
+    problems: list[Problem] = []
     unit = cfg.hierarchy[unit_code]
     if req is None:
         problems.append(_problem(f, "request", f"Tệp «{f}»: {unit.name} ({unit_code}) không có yêu cầu báo cáo kỳ "
@@ -303,7 +488,7 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
         if override is not None:
             audit(s, override.actor, "override", unit=req.unit_code, period=period, reason=override.reason,
                   file=inc.filename)
-        if received_at > req.lock_at and not (req.reopened_until and received_at <= req.reopened_until):
+        if _locked(req, received_at):
             lock = _problem(inc.filename, "locked", f"Kỳ báo cáo {period} của {cfg.hierarchy[req.unit_code].name} đã "
                             "khóa sổ; báo cáo không được tiếp nhận. Nếu cần, đề nghị liên hệ đầu mối để mở lại.")
             s.add(Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period,
@@ -337,17 +522,11 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
         s.execute(update(Submission).where(Submission.request_id == req.id, Submission.status == "accepted",
                                            Submission.id != new.id)
                   .values(status="superseded", superseded_by=new.id))
-        # One multi-row INSERT (the same rows the ORM would write one object at a time).
-        rows = [{"submission_id": new.id, "indicator": code, "number": value,
-                 "previous_year": sub.previous_year.get(code), "text": None} for code, value in sub.values.items()]
-        rows += [{"submission_id": new.id, "indicator": code, "number": None, "previous_year": None,
-                  "text": text.strip()} for code, text in sub.texts.items() if text and text.strip()]
+        rows = _value_rows(new.id, sub)  # one multi-row INSERT (the rows the ORM would write one by one)
         if rows:
             s.execute(Value.__table__.insert(), rows)
         _store_tasks(s, cfg, req, new.id, sub)
-        on_time = not late if req.on_time is None or req.state not in ("accepted", "late") else (req.on_time or not late)
-        # The unit's state follows its timeliness: a late correction of a report that came in on time
-        # leaves the unit on time (as DHIS2 counts it); the correction itself is still marked late.
+        on_time = _on_time(req, late)
         set_state(s, req, "accepted" if on_time else "late", at=received_at, accepted_submission_id=new.id,
                   accepted_at=received_at, on_time=on_time)
         outcome = UnitOutcome(req.unit_code, period, "accepted", late=late, problems=problems,
@@ -358,37 +537,97 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
 
 def _history(s: Session, unit: str, period: Period) -> tuple[dict[str, int | None], dict[str, int | None]]:
     """The unit's accepted counts of the latest earlier period this year, and of the same period last year."""
-    def values_of(period_code: str) -> dict[str, int | None]:
-        sub_id = s.scalar(select(Submission.id).where(Submission.unit_code == unit, Submission.period == period_code,
-                                                      Submission.status == "accepted").order_by(Submission.id.desc()))
-        if sub_id is None:
-            return {}
-        return {v.indicator: (int(v.number) if v.number is not None else None)
-                for v in s.scalars(select(Value).where(Value.submission_id == sub_id, Value.text.is_(None)))}
+    return _histories(s, [unit], period)[unit]
 
-    earlier: dict[str, int | None] = {}
-    for p in reversed(period.earlier_in_year()):
-        earlier = values_of(p.code)
-        if earlier:
-            break
-    return earlier, values_of(period.same_period_last_year().code)
+
+def _histories(s: Session, units: Sequence[str],
+               period: Period) -> dict[str, tuple[dict[str, int | None], dict[str, int | None]]]:
+    """:func:`_history` of many units in two queries (a batch of files of one period)."""
+    earlier_codes = [p.code for p in reversed(period.earlier_in_year())]  # the latest earlier period first
+    last_code = period.same_period_last_year().code
+    latest: dict[tuple[str, str], int] = {}  # (unit, period) -> its latest accepted submission
+    for sub_id, unit, code in s.execute(
+            select(Submission.id, Submission.unit_code, Submission.period)
+            .where(Submission.unit_code.in_(list(units)), Submission.period.in_([*earlier_codes, last_code]),
+                   Submission.status == "accepted").order_by(Submission.id.desc())):
+        latest.setdefault((unit, code), sub_id)
+    values: dict[int, dict[str, int | None]] = {i: {} for i in latest.values()}
+    if values:
+        for sub_id, indicator, number in s.execute(
+                select(Value.submission_id, Value.indicator, Value.number)
+                .where(Value.submission_id.in_(list(values)), Value.text.is_(None))):
+            values[sub_id][indicator] = int(number) if number is not None else None
+
+    def of(unit: str, code: str) -> dict[str, int | None]:
+        sub_id = latest.get((unit, code))
+        return values[sub_id] if sub_id is not None else {}
+
+    out = {}
+    for unit in units:
+        earlier: dict[str, int | None] = {}
+        for code in earlier_codes:
+            earlier = of(unit, code)
+            if earlier:
+                break
+        out[unit] = (earlier, of(unit, last_code))
+    return out
+
+
+def _locked(req: Request, at: datetime) -> bool:
+    """Whether the request's period is locked at `at` (past its lock date and not reopened)."""
+    return at > req.lock_at and not (req.reopened_until and at <= req.reopened_until)
+
+
+def _on_time(req: Request, late: bool) -> bool:
+    """The unit's timeliness once this form is accepted.
+
+    A late correction of a report that came in on time leaves the unit on time (as DHIS2 counts
+    it); the correction itself is still marked late.
+    """
+    return not late if req.on_time is None or req.state not in ("accepted", "late") else (req.on_time or not late)
+
+
+def _value_rows(submission_id: int, sub: Submitted) -> list[dict[str, Any]]:
+    rows = [{"submission_id": submission_id, "indicator": code, "number": value,
+             "previous_year": sub.previous_year.get(code), "text": None} for code, value in sub.values.items()]
+    rows += [{"submission_id": submission_id, "indicator": code, "number": None, "previous_year": None,
+              "text": text.strip()} for code, text in sub.texts.items() if text and text.strip()]
+    return rows
+
+
+def _task_ids(s: Session, units: Sequence[str]) -> dict[str, dict[int, int]]:
+    """unit -> {task number on its form: task id} (a number given twice: the newest task)."""
+    out: dict[str, dict[int, int]] = {u: {} for u in units}
+    for unit, number, task_id in s.execute(
+            select(TaskAssignment.unit_code, Task.number, Task.id).join(Task, TaskAssignment.task_id == Task.id)
+            .where(TaskAssignment.unit_code.in_(list(units))).order_by(Task.id)):
+        out[unit][number] = task_id
+    return out
+
+
+def _task_rows(tasks: dict[int, int], submission_id: int, sub: Submitted) -> list[dict[str, Any]]:
+    return [{"submission_id": submission_id, "task_id": tasks[t.number], "status": t.status,
+             "product": t.product or None, "note": t.note or None}
+            for t in sub.tasks if t.number in tasks and t.status]
 
 
 def _store_tasks(s: Session, cfg: Config, req: Request, submission_id: int, sub: Submitted) -> None:
     if not sub.tasks:
         return
-    tasks = {t.number: t.id for t in s.scalars(
-        select(Task).join(TaskAssignment, TaskAssignment.task_id == Task.id)
-        .where(TaskAssignment.unit_code == req.unit_code).order_by(Task.id))}
-    for t in sub.tasks:
-        if t.number in tasks and t.status:
-            s.add(TaskReport(submission_id=submission_id, task_id=tasks[t.number], status=t.status,
-                             product=t.product or None, note=t.note or None))
+    rows = _task_rows(_task_ids(s, [req.unit_code])[req.unit_code], submission_id, sub)
+    if rows:
+        s.execute(TaskReport.__table__.insert(), rows)
 
 
 # ----------------------------------------------------------------------------- replies
 def _reply(s: Session, cfg: Config, inc: Incoming, digest: str, req: Request, outcome: UnitOutcome, *,
            sub: Submitted | None = None, version: int | None = None) -> None:
+    outbox.enqueue(s, **_reply_message(cfg, inc, digest, req, outcome, sub=sub, version=version))
+
+
+def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcome: UnitOutcome, *,
+                   sub: Submitted | None = None, version: int | None = None) -> dict[str, Any]:
+    """The receipt (or the list of problems) answering one unit's form, as outbox keywords."""
     unit = cfg.hierarchy[req.unit_code]
     parent = cfg.hierarchy.parent(req.unit_code)
     to = [inc.sender] if inc.sender else list(unit.coordinator_emails)
@@ -408,9 +647,9 @@ def _reply(s: Session, cfg: Config, inc: Incoming, digest: str, req: Request, ou
         contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else ""),
         reply_to=cfg.settings.reply_to,
     )
-    outbox.enqueue(s, key=outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, name, digest[:16]),
-                   kind=name, stage=digest[:16], unit=req.unit_code, period=req.cycle.period, cycle_id=req.cycle_id,
-                   to=to, subject=subject, text=text, html=html)
+    return {"key": outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, name, digest[:16]),
+            "kind": name, "stage": digest[:16], "unit": req.unit_code, "period": req.cycle.period,
+            "cycle_id": req.cycle_id, "to": to, "subject": subject, "text": text, "html": html}
 
 
 def _reply_unidentified(db: Database, cfg: Config, inc: Incoming, digest: str, problems: Sequence[Problem]) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -76,13 +77,29 @@ def enqueue(
         return False
     refs = [{"filename": a.filename, "mimetype": a.mimetype, "blob_id": store_blob(session, a.content), "cid": a.cid}
             for a in attachments]
-    insert_ignore(session, OutboxMessage.__table__, [{
+    insert_ignore(session, OutboxMessage.__table__, [_row(key=key, kind=kind, to=to, subject=subject, text=text,
+                                                          html=html, cc=cc, stage=stage, unit=unit, period=period,
+                                                          cycle_id=cycle_id, refs=refs)], ["key"])
+    return True
+
+
+def enqueue_many(session: Session, messages: Sequence[dict[str, Any]]) -> None:
+    """Write many messages without attachments in one statement (the receipts of a batch of files).
+
+    Each item takes :func:`enqueue`'s keywords but ``attachments``; a key already there is left as it is.
+    """
+    insert_ignore(session, OutboxMessage.__table__, [_row(**m) for m in messages], ["key"])
+
+
+def _row(*, key: str, kind: str, to: Sequence[str], subject: str, text: str, html: str | None = None,
+         cc: Sequence[str] = (), stage: str = "", unit: str | None = None, period: str | None = None,
+         cycle_id: int | None = None, refs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    return {
         "key": key, "kind": kind, "stage": stage, "unit_code": unit, "period": period, "cycle_id": cycle_id,
         "recipients": list(dict.fromkeys(to)), "cc": [c for c in dict.fromkeys(cc) if c not in to],
-        "subject": subject, "body_text": text, "body_html": html, "attachments": refs,
+        "subject": subject, "body_text": text, "body_html": html, "attachments": list(refs),
         "status": "pending", "attempts": 0, "created_at": utcnow(),
-    }], ["key"])
-    return True
+    }
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings:
@@ -155,47 +172,110 @@ def deliver(
     if not rows:
         claim.release()
         return result
-    by_key = {r.key: r for r in rows}
+    by_key = {r.key: (r.id, r.unit_code) for r in rows}
     mails = [_mail(r, blobs, settings) for r in rows]
-
-    def record(res: SendResult) -> None:
-        row = by_key[res.key]
-        detail = res.detail
-        if res.refused:
-            detail += " (" + "; ".join(f"{a}: {r}" for a, r in res.refused.items()) + ")"
-        res = SendResult(res.key, res.status, detail, res.refused, res.attempts)
-        with db.session() as s:
-            values: dict[str, Any] = {"attempts": OutboxMessage.attempts + res.attempts, "last_error": None}
-            if res.status == "sent":
-                values.update(status="sent", sent_at=utcnow())
-                if res.refused:
-                    values["last_error"] = "; ".join(f"{a}: {r}" for a, r in res.refused.items())
-            elif res.status == "permanent":
-                values.update(status="failed", last_error=res.detail)
-            else:
-                values.update(last_error=res.detail)  # stays pending: the next run tries again
-            s.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values))
-        if res.status == "sent":
-            result.sent.append(res.key)
-            if res.refused:
-                result.refused[res.key] = dict(res.refused)
-        else:
-            reason = f"{res.status}: {res.detail}"
-            result.failed[res.key] = reason
-            if row.unit_code:
-                result.units_failed[row.unit_code] = reason
-            log.error("message %s to unit %s not sent: %s", res.key, row.unit_code, reason)
-
-    async def on_result(res: SendResult) -> None:
-        # The mark is written off the event loop: the connection that sent this message waits for it
-        # before taking its next message, while the other connections keep sending.
-        await asyncio.to_thread(record, res)
-
+    marks = _Marks(db, by_key, result)
     try:
-        send_all_sync(mails, smtp_settings(settings), on_result=on_result)
+        send_all_sync(mails, smtp_settings(settings), on_result=marks.mark)
     finally:
+        marks.close()
         claim.release()
     return result
+
+
+class _Marks:
+    """Writes what became of each message, the moment the SMTP server has answered it.
+
+    One thread writes the marks; the marks that arrive while it writes (one per SMTP connection at
+    most, since a connection waits for its mark before taking its next message) go together in
+    its next transaction: a group commit. So at a crash no more messages are accepted and unmarked
+    than there are connections, and a national send does not pay a transaction per message.
+    """
+
+    def __init__(self, db: Database, rows: dict[str, tuple[int, str | None]], result: Delivery) -> None:
+        self.db, self.rows, self.result = db, rows, result
+        self._queue: queue.SimpleQueue[tuple[SendResult, asyncio.AbstractEventLoop, asyncio.Future[None]] | None] = \
+            queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="baocao-outbox-marks", daemon=True)
+        self._thread.start()
+
+    async def mark(self, res: SendResult) -> None:
+        """Record `res`; returns once it is committed (raises what writing it raised)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.put((res, loop, done))
+        await done
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:  # whatever else is waiting goes in the same transaction
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            error: BaseException | None = None
+            try:
+                self._write([res for res, _, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to each waiting connection
+                error = exc
+            for _, loop, done in batch:
+                loop.call_soon_threadsafe(_settle, done, error)
+
+    def _write(self, results: list[SendResult]) -> None:
+        table = OutboxMessage.__table__
+        now = utcnow()
+        with self.db.engine.begin() as conn:
+            for res in results:
+                values: dict[str, Any] = {"attempts": table.c.attempts + res.attempts, "last_error": None}
+                if res.status == "sent":
+                    values.update(status="sent", sent_at=now)
+                    if res.refused:
+                        values["last_error"] = "; ".join(f"{a}: {r}" for a, r in res.refused.items())
+                elif res.status == "permanent":
+                    values.update(status="failed", last_error=_detail(res))
+                else:
+                    values.update(last_error=_detail(res))  # stays pending: the next run tries again
+                conn.execute(update(table).where(table.c.id == self.rows[res.key][0]).values(**values))
+        for res in results:
+            unit = self.rows[res.key][1]
+            if res.status == "sent":
+                self.result.sent.append(res.key)
+                if res.refused:
+                    self.result.refused[res.key] = dict(res.refused)
+            else:
+                reason = f"{res.status}: {_detail(res)}"
+                self.result.failed[res.key] = reason
+                if unit:
+                    self.result.units_failed[unit] = reason
+                log.error("message %s to unit %s not sent: %s", res.key, unit, reason)
+
+
+def _detail(res: SendResult) -> str:
+    if res.refused:
+        return res.detail + " (" + "; ".join(f"{a}: {r}" for a, r in res.refused.items()) + ")"
+    return res.detail
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class _Claim:

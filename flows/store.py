@@ -7,12 +7,12 @@ version so that two collectors working on the same unit cannot overwrite each ot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -148,6 +148,34 @@ def set_state(session: Session, req: Request, state: str, *, reason: str | None 
         raise StaleState(f"request {req.id} ({req.unit_code}) changed concurrently")
     if req in session:
         session.expire(req)
+
+
+def set_states(session: Session, changes: Sequence[tuple[Request, str, datetime, dict[str, Any]]]) -> None:
+    """Many :func:`set_state` calls in one statement (the units of a batch of files).
+
+    Each change is (request, state, at, fields); every change sets the same fields. Raises
+    :class:`StaleState`, having changed nothing the caller may keep, if any request changed since
+    it was read: the caller rolls the transaction back.
+    """
+    if not changes:
+        return
+    names = sorted(changes[0][3])
+    table = Request.__table__
+    stmt = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+            .values(state=bindparam("n_state"), state_at=bindparam("n_state_at"), state_reason=None,
+                    version=bindparam("n_version"), **{n: bindparam(f"n_{n}") for n in names}))
+    params = []
+    for req, state, at, fields in changes:
+        if sorted(fields) != names:
+            raise ValueError("set_states: every change must set the same fields")
+        params.append({"b_id": req.id, "b_version": req.version, "n_state": state, "n_state_at": at,
+                       "n_version": req.version + 1, **{f"n_{n}": v for n, v in fields.items()}})
+    result = session.execute(stmt, params)
+    if result.rowcount != len(params):  # type: ignore[attr-defined]
+        raise StaleState(f"{len(params) - result.rowcount} of {len(params)} requests changed concurrently")  # type: ignore[attr-defined]
+    for req, *_ in changes:
+        if req in session:
+            session.expire(req)
 
 
 def audit(session: Session, actor: str, action: str, *, unit: str | None = None, period: str | None = None,

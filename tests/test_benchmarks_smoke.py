@@ -73,7 +73,7 @@ def test_small_scale_runs_and_counts_add_up(tmp_path):
         assert c["receipts_sent"] == forms, (run, c)
         assert c["reports_made"] == c["reports_sent"] == consolidators, (run, c)
     assert scale["counts"]["flow"]["reports_in_run"] == consolidators
-    assert scale["counts"]["plain"]["files_collected"] == forms
+    assert scale["counts"]["plain"]["files_collected"] == scale["intake"]["files"] == forms
     assert scale["mail"]["messages"] == units and scale["mail"]["failed"] == 0
     assert scale["mail"]["bound"] == scale["mail"]["concurrency"] / 0.05
     assert scale["imap"]["messages"] == scale["imap"]["accepted"] == min(200, forms)
@@ -88,8 +88,8 @@ def test_small_scale_runs_and_counts_add_up(tmp_path):
     table = proc.stdout
     assert table.count("baocao benchmark") == 1
     for label in ("cores (nproc)", "units in tree", "forms built per second", "FormBuilder.build",
-                  "mails sent per second", "bound = connections", "drop folder", "reading + validating alone", "IMAP path",
-                  "consolidate_tree", "loading the frames", "reports rendered", "end-to-end cycle with Prefect",
+                  "mails sent per second", "bound = connections", "drop folder", "reading + validating the same files", "IMAP path",
+                  "consolidate_tree", "loading the frames", "reports made (Word", "end-to-end cycle with Prefect",
                   "as plain functions", "orchestration overhead", "open: open-period", "collect: collect flow",
                   "consolidate: consolidate flow", "units filling", "peak RSS", "benchmark process",
                   "Prefect ephemeral API server", "test servers", "per unit: open-period", "per unit: collect",

@@ -360,9 +360,30 @@ def test_word_report_opens_in_libreoffice_with_the_nd30_header(app, tmp_path):
 
 # ----------------------------------------------------------------------------- the city (national plan, root T31)
 @pytest.mark.slow
-def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app):
-    """Hải Phòng: 114 communes (X10714 and X11074 consolidate their departments) and 2 city departments."""
+def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, monkeypatch):
+    """Hải Phòng: 114 communes (X10714 and X11074 consolidate their departments) and 2 city departments.
+
+    The city's two reports are rendered as a national cycle's 39 are: at once, in a pool of render
+    processes, a parent after its children (the other tests here render in the flow's process).
+    """
     import json
+
+    import flows.renderpool
+
+    rendered_there: list[str] = []
+    # A pool from two reports due (a national cycle's threshold is 4), of two processes even on one core,
+    # rendering both reports in the pool's processes.
+    monkeypatch.setattr(flows.renderpool, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(flows.renderpool, "cores", lambda: 2)
+    monkeypatch.setattr(flows.renderpool, "HERE", 0)  # both in the pool's processes (none in this one)
+    render = flows.renderpool.RenderPool.render
+
+    def counted(self, cycle, unit, *args, **kwargs):  # noqa: ANN001, ANN202
+        files = render(self, cycle, unit, *args, **kwargs)  # raises if the process failed
+        rendered_there.append(unit)
+        return files
+
+    monkeypatch.setattr(flows.renderpool.RenderPool, "render", counted)
 
     from flows.consolidate import consolidate
     from flows.open_period import open_period
@@ -415,6 +436,7 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app):
     as_of = at(cfg, date(2026, 6, 11), 17)  # the city's time: 1 working day after 09/6 is 10/6
     result = consolidate(period=PERIOD, plan="national", root="T31", as_of=as_of)
     assert result[f"{PERIOD}/national/T31"] == {"reports": ["X10714", "T31"], "sent": 2, "failed": {}}
+    assert rendered_there == ["X10714", "T31"]  # the first run's one report (X11074) was rendered in-process
 
     # Children before parents: Nhị Chiểu's report was made and delivered before the city's.
     mails = report_mails(app)

@@ -1,0 +1,83 @@
+"""Rendering many reports on every core: a process pool for a consolidation with many reports due.
+
+A report is mostly CPU in matplotlib (its chart), openpyxl and python-docx, all holding the GIL; a
+national cycle renders 39 of them. :class:`RenderPool` renders them in ``spawn``-ed processes (safe
+under Prefect's worker threads), and one at a time in the calling process too, while the flow's
+report tasks, in threads, wait for theirs and store them. Each process loads the configuration itself (from the same ``BAOCAO_*`` environment), so only
+the figures of the unit and its children cross the process boundary, and only the files come back.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from typing import Any
+
+from flows.aggregate import Figures
+from flows.readpool import cores
+from flows.store import CycleInfo
+
+log = logging.getLogger("baocao.renderpool")
+
+PARALLEL_FROM = 4
+"""Reports due in one run from which processes pay for their start (a few seconds of imports)."""
+HERE = 1
+"""Reports rendered at once in the calling process besides the pool's: its threads mostly wait, so on
+two cores one render process and this one use both, with one process's memory (~200 MB) less."""
+
+
+def _render(cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date,
+            tasks: list[dict[str, Any]] | None, correction_of: int | None) -> tuple[bytes, bytes, str, str, bytes]:
+    from flows import runtime
+    from flows.consolidation import render
+
+    r = render(runtime.config(), cycle, unit, figures, report_date, tasks=tasks, correction_of=correction_of)
+    return r.docx, r.xlsx, r.text, r.html, r.chart
+
+
+def _warm() -> None:
+    """Import the renderers and load the configuration once per process, before the first report."""
+    from flows import consolidation, runtime  # noqa: F401
+
+    runtime.config()
+
+
+class RenderPool:
+    """``render(...)`` gives what :func:`flows.consolidation.render` gives, rendered in another process
+    (or, for :data:`HERE` reports at a time, in this one).
+
+    Thread-safe: the report tasks of one run call it at once. If a process fails (killed, out of
+    memory), the caller renders that report itself (:meth:`render` raises, see ``make_report``).
+    """
+
+    def __init__(self, processes: int, here: int = 0) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_warm)
+        self._here = threading.BoundedSemaphore(here) if here > 0 else None
+
+    @classmethod
+    def for_reports(cls, due: int) -> RenderPool | None:
+        """A pool when `due` reports make it worth its start on this machine, else None."""
+        n = min(cores(), due)
+        if due < PARALLEL_FROM or n < 2:
+            return None
+        here = min(HERE, n - 1)
+        return cls(n - here, here)
+
+    def render(self, cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date, *,
+               tasks: list[dict[str, Any]] | None,
+               correction_of: int | None) -> tuple[bytes, bytes, str, str, bytes]:
+        fig = figures[unit]
+        needed = {unit: fig} | {c: figures[c] for c in fig.children if c in figures}
+        if self._here is not None and self._here.acquire(blocking=False):
+            try:
+                return _render(cycle, unit, needed, report_date, tasks, correction_of)
+            finally:
+                self._here.release()
+        return self._pool.submit(_render, cycle, unit, needed, report_date, tasks, correction_of).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
