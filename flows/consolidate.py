@@ -2,10 +2,10 @@
 
 The figures of the whole tree are computed in one pass (fast, pure pandas); then every
 consolidator that is due renders its report and writes its message, children before parents,
-one task per unit (a national cycle has 39). With many reports due, the tasks of one level run at
-once and render in a process pool (:mod:`flows.renderpool`): a report is CPU-bound, so that is
-what uses every core. A unit that fails is named and the run ends Failed; its Retry redoes only
-what is missing (reports already made are not made again).
+one task per unit (a national cycle has 39). With many reports due, the tasks run at once (each
+after its children's) and render in a process pool (:mod:`flows.renderpool`): a report is
+CPU-bound, so that is what uses every core. A unit that fails is named and the run ends Failed;
+its Retry redoes only what is missing (reports already made are not made again).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from flows.tokens import verify_token
 from flows.validation import has_errors, validate
 
 log = logging.getLogger("baocao.intake")
+Read = tuple[list[Submitted], list[Problem]]  # what read_submission gives for one file
 MAX_STALE_RETRIES = 5
 # Refusals that depend on the request's state or on who sent the file, not on the file's bytes:
 # the same file sent again (after a reopening, from the registered address) is judged again.
@@ -132,7 +133,7 @@ def store_file(db: Database, inc: Incoming, *, keep_content: bool = True) -> tup
 
 
 def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | None = None,
-            unit_hint: str | None = None, read: tuple[list[Submitted], list[Problem]] | None = None) -> Outcome:
+            unit_hint: str | None = None, read: Read | None = None) -> Outcome:
     """Take one received file through the whole pipeline; see the module docstring.
 
     `read`: what :func:`flows.reader.read_submission` gave for this file, if it was read already.
@@ -180,9 +181,6 @@ def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | No
 
 
 # ----------------------------------------------------------------------------- many files at once
-Read = tuple[list[Submitted], list[Problem]]  # what read_submission gives for one file
-
-
 @dataclass
 class _Ready:
     """A file of a batch that takes the batch's path: what its rows need."""

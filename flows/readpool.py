@@ -21,7 +21,7 @@ from flows.reader import Problem, Submitted, read_submission
 
 log = logging.getLogger("baocao.readpool")
 
-Read = tuple[list[Submitted], list[Problem]]
+Read = tuple[list[Submitted], list[Problem]]  # as flows.intake.Read (not imported: readers import only the reader)
 
 _catalog: Catalog | None = None
 _max_bytes = 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -108,6 +111,20 @@ def test_same_key_gives_same_message_id() -> None:
     other = build_message(mail("k-2"))
     assert first["Message-ID"] == again["Message-ID"] == message_id_for("k-1")
     assert other["Message-ID"] != first["Message-ID"]
+
+
+@pytest.mark.parametrize("subject", [SUBJECT, "Nhắc", "Plain ASCII subject", "Đ" * 200,
+                                     "[2026-H1] Báo cáo =?utf-8?q?=0D=0ABcc:_x@evil.example?= của đơn vị"])
+def test_subjects_are_folded_rfc2047_lines_that_read_back_the_same(subject: str) -> None:
+    raw = build_message(mail("s", subject=subject)).as_bytes(policy=email.policy.SMTP)
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    start = next(i for i, line in enumerate(head) if line.startswith(b"Subject:"))
+    folded = [head[start]] + list(itertools.takewhile(lambda line: line[:1] in (b" ", b"\t"), head[start + 1:]))
+    assert all(len(line) <= 78 and line.isascii() for line in folded), folded
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    # An encoded word typed in the subject is shown as typed (a zero-width space keeps it inert), never decoded.
+    assert parsed["Subject"] == subject.replace("=?", "=\u200b?")
+    assert "Bcc" not in parsed and len(parsed.get_all("Subject")) == 1
 
 
 def test_text_only_mail_is_a_single_text_part() -> None:
