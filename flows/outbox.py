@@ -243,7 +243,7 @@ class _Marks:
                 if res.status == "sent":
                     values.update(status="sent", sent_at=now)
                     if res.refused:
-                        values["last_error"] = "; ".join(f"{a}: {r}" for a, r in res.refused.items())
+                        values["last_error"] = _refusals(res)
                 elif res.status == "permanent":
                     values.update(status="failed", last_error=_detail(res))
                 else:
@@ -263,10 +263,12 @@ class _Marks:
                 log.error("message %s to unit %s not sent: %s", res.key, unit, reason)
 
 
+def _refusals(res: SendResult) -> str:
+    return "; ".join(f"{a}: {r}" for a, r in res.refused.items())
+
+
 def _detail(res: SendResult) -> str:
-    if res.refused:
-        return res.detail + " (" + "; ".join(f"{a}: {r}" for a, r in res.refused.items()) + ")"
-    return res.detail
+    return f"{res.detail} ({_refusals(res)})" if res.refused else res.detail
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
