@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import email
+import email.generator
 import email.policy
+import io
 import itertools
 import logging
 import re
@@ -19,6 +21,7 @@ from flows.mailer import (
     SendResult,
     SmtpSettings,
     build_message,
+    flatten,
     message_id_for,
     send_all,
     send_all_sync,
@@ -125,6 +128,48 @@ def test_subjects_are_folded_rfc2047_lines_that_read_back_the_same(subject: str)
     # An encoded word typed in the subject is shown as typed (a zero-width space keeps it inert), never decoded.
     assert parsed["Subject"] == subject.replace("=?", "=\u200b?")
     assert "Bcc" not in parsed and len(parsed.get_all("Subject")) == 1
+
+
+def _rich_mail(text: str = "Kính gửi: Phòng Văn hóa - Xã hội.\nĐề nghị nộp báo cáo trước ngày 05/6/2026.") -> Mail:
+    return Mail(
+        key="2026-H1/national/X11074/request/open", sender="Hệ thống báo cáo <noreply@baocao.example>",
+        to=("Nguyễn Văn Á <daumoi@tuky.example>",), cc=("truongphong@tuky.example",), subject=SUBJECT,
+        text=text, html="<p>" + text.replace("\n", "<br>") + '</p><img src="cid:bieudo">',
+        attachments=(Attachment("Biểu mẫu – Tứ Kỳ.xlsx", bytes(range(256)) * 90, XLSX),
+                     Attachment("bieudo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 500, "image/png", inline_cid="bieudo")),
+        headers={"X-Baocao-Unit": "X11074", "X-Baocao-Kind": "request", "X-Baocao-Period": "2026-H1"},
+    )
+
+
+@pytest.mark.parametrize(("utf8", "cte_type"), [(False, "8bit"), (False, "7bit"), (True, "8bit")])
+def test_flatten_writes_the_stdlib_generators_bytes(utf8: bool, cte_type: str) -> None:
+    """Our generator writes bodies in one call and picks its own boundaries; with those boundaries
+    set, the stdlib's BytesGenerator writes exactly the same bytes (the way aiosmtplib would send)."""
+    msg = build_message(_rich_mail())
+    ours = flatten(msg, utf8=utf8, cte_type=cte_type)  # sets the boundaries on msg
+    policy = (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP).clone(cte_type=cte_type)
+    out = io.BytesIO()
+    email.generator.BytesGenerator(out, policy=policy).flatten(msg)
+    assert ours == out.getvalue()
+    assert len(set(re.findall(rb'boundary="([^"]+)"', ours))) == 3  # mixed, alternative, related: all different
+    parsed = email.message_from_bytes(ours, policy=email.policy.default)
+    assert parsed.get_body(("plain",)).get_content().startswith("Kính gửi: Phòng Văn hóa")
+    [att] = list(parsed.iter_attachments())
+    assert att.get_payload(decode=True) == bytes(range(256)) * 90
+
+
+def test_a_boundary_never_occurs_inside_a_part() -> None:
+    """A unit's text quoted in a reply could carry our boundary (it is in every mail we send)."""
+    first = flatten(build_message(_rich_mail()))
+    used = re.findall(rb'boundary="([^"]+)"', first)
+    hostile = "\n".join(f"--{b.decode()}\n--{b.decode()}--" for b in used)
+    raw = flatten(build_message(_rich_mail(text="Dòng 1\n" + hostile + "\nDòng cuối")))
+    assert set(re.findall(rb'boundary="([^"]+)"', raw)) != set(used)  # the plain text's enclosures moved on
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert hostile in parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert [p.get_content_type() for p in parsed.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png",
+        XLSX]
 
 
 def test_text_only_mail_is_a_single_text_part() -> None:
