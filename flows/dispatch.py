@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
@@ -124,6 +125,7 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
     prev = previous_year_values(db, form_units, period) if form_units else {}
     tasks = tasks_for(db, form_units, period) if form_units else {}
     secret = cfg.settings.token_secret.get_secret_value()
+    messages: dict[str, dict[str, Any]] = {}
     for code in todo:
         unit = h[code]
         req = reqs[code]
@@ -153,17 +155,33 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
                     "consolidate_request", n_children=len(h.children(code)),
                     children_deadline=_children_deadline(db, cycle.id, code) or req.deadline, **context)
             _require_contact(unit)
-            with db.session() as s:
-                outbox.enqueue(
-                    s, key=request_key(cycle, code), kind="request", stage="open", unit=code, period=period.code,
-                    cycle_id=cycle.id, to=unit.coordinator_emails, subject=subject, text=text, html=html,
-                    attachments=attachments,
-                )
-            result.written.append(code)
+            messages[code] = dict(key=request_key(cycle, code), kind="request", stage="open", unit=code,
+                                  period=period.code, cycle_id=cycle.id, to=unit.coordinator_emails,
+                                  subject=subject, text=text, html=html, attachments=attachments)
         except Exception as exc:  # one unit's failure must not stop the batch
             log.error("unit %s (%s): request not written: %s", code, unit.name, exc)
             result.failed[code] = f"{type(exc).__name__}: {exc}"
+    _write(db, messages, result)
     return result
+
+
+def _write(db: Database, messages: dict[str, dict[str, Any]], result: Prepared) -> None:
+    """The batch's messages in one transaction; if that fails, one by one, so the unit at fault is named."""
+    try:
+        with db.session() as s:
+            outbox.enqueue_all(s, list(messages.values()))
+        result.written += list(messages)
+        return
+    except Exception as exc:  # noqa: BLE001 - rolled back: written one at a time below
+        log.warning("writing %d requests at once failed (%s); writing them one by one", len(messages), exc)
+    for code, message in messages.items():
+        try:
+            with db.session() as s:
+                outbox.enqueue(s, **message)
+            result.written.append(code)
+        except Exception as exc:
+            log.error("unit %s: request not written: %s", code, exc)
+            result.failed[code] = f"{type(exc).__name__}: {exc}"
 
 
 def _children_deadline(db: Database, cycle_id: int, unit: str) -> date | None:

@@ -125,6 +125,9 @@ _ENCODED_WORD = "=?"  # starts an RFC 2047 encoded word, which the email package
 _HEADER_NAME = re.compile(r"X-[A-Za-z0-9][A-Za-z0-9-]*")
 _MIMETYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 _CID = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
@@ -157,15 +160,36 @@ def _split_mimetype(mimetype: str) -> tuple[str, str]:
     return maintype, subtype
 
 
+def _plain(values: Iterable[str]) -> list[str] | None:
+    """The values if every one is a bare ASCII addr-spec (``daumoi.x10714@donvi.example``), else None."""
+    out = [v.strip() for v in values]
+    return out if out and all(_PLAIN_ADDRESS.fullmatch(v) for v in out) else None
+
+
 def _addresses(msg: EmailMessage, header: str) -> list[str]:
     """addr-specs of an address header already set on ``msg``."""
+    for name, value in msg.raw_items():
+        if name.lower() == header.lower():
+            plain = _plain(str(value).split(","))
+            if plain is not None:
+                return plain
+            break
     return [a.addr_spec for a in getattr(msg[header], "addresses", ())]
 
 
 def _set_addresses(msg: EmailMessage, header: str, values: Iterable[str], *, single: bool = False) -> None:
-    """Set an address header, refusing line breaks and anything that does not parse as addresses."""
+    """Set an address header, refusing line breaks and anything that does not parse as addresses.
+
+    Bare ASCII addr-specs, what units' addresses are, are set as they are: the email package's
+    address parser and folder cost about a millisecond per message for them, and their grammar
+    (a dot-atom, ``@``, a host name) leaves nothing to parse or to fold within one line.
+    """
     values = [_refuse_breaks(v, header) for v in values]
     joined = ", ".join(values)
+    plain = _plain(values)
+    if plain is not None and (not single or len(plain) == 1) and len(header) + 2 + len(joined) <= 78:
+        msg.set_raw(header, ", ".join(plain))
+        return
     try:
         msg[header] = joined
         parsed = list(getattr(msg[header], "addresses", ()))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from flows.config import Settings
@@ -81,6 +81,30 @@ def enqueue(
                                                           html=html, cc=cc, stage=stage, unit=unit, period=period,
                                                           cycle_id=cycle_id, refs=refs)], ["key"])
     return True
+
+
+def enqueue_all(session: Session, messages: Sequence[dict[str, Any]]) -> None:
+    """Write many messages, attachments included, with a few statements (a batch of requests).
+
+    Each item takes :func:`enqueue`'s keywords. A key already there is left as it is; attachments
+    already stored (same SHA-256) are referenced, not stored again.
+    """
+    contents = {hashlib.sha256(a.content).hexdigest(): a.content for m in messages for a in m.get("attachments", ())}
+    blob_ids: dict[str, int] = {}
+    if contents:
+        blob_ids = dict(session.execute(select(Blob.sha256, Blob.id).where(Blob.sha256.in_(list(contents)))).tuples())
+        new = [sha for sha in contents if sha not in blob_ids]
+        if new:
+            ids = session.scalars(insert(Blob).returning(Blob.id, sort_by_parameter_order=True),
+                                  [{"sha256": sha, "content": contents[sha]} for sha in new]).all()
+            blob_ids.update(zip(new, ids, strict=True))
+    rows = []
+    for m in messages:
+        m = dict(m)
+        refs = [{"filename": a.filename, "mimetype": a.mimetype, "cid": a.cid,
+                 "blob_id": blob_ids[hashlib.sha256(a.content).hexdigest()]} for a in m.pop("attachments", ())]
+        rows.append(_row(**m, refs=refs))
+    insert_ignore(session, OutboxMessage.__table__, rows, ["key"])
 
 
 def enqueue_many(session: Session, messages: Sequence[dict[str, Any]]) -> None:

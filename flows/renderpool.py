@@ -49,14 +49,20 @@ class RenderPool:
     """``render(...)`` gives what :func:`flows.consolidation.render` gives, rendered in another process
     (or, for :data:`HERE` reports at a time, in this one).
 
-    Thread-safe: the report tasks of one run call it at once. If a process fails (killed, out of
-    memory), the caller renders that report itself (:meth:`render` raises, see ``make_report``).
+    Thread-safe: the report tasks of one run call it at once. Each call takes the first free slot, a
+    process first, then this process's own: a report waits for a free slot, not in a process's queue,
+    so no slot idles while reports wait (the flow submits all its report tasks together; queued at
+    once to the pool, they would leave this process's slot unused after its first report). If a
+    process fails (killed, out of memory), the caller renders that report itself (:meth:`render`
+    raises, see ``make_report``).
     """
 
     def __init__(self, processes: int, here: int = 0) -> None:
         self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_warm)
-        self._here = threading.BoundedSemaphore(here) if here > 0 else None
+        self._free = {"pool": processes, "here": here}
+        self._changed = threading.Condition()
+        self.rendered = {"pool": 0, "here": 0}
 
     @classmethod
     def for_reports(cls, due: int) -> RenderPool | None:
@@ -67,17 +73,33 @@ class RenderPool:
         here = min(HERE, n - 1)
         return cls(n - here, here)
 
+    def _take(self) -> str:
+        with self._changed:
+            while True:
+                for slot in ("pool", "here"):
+                    if self._free[slot] > 0:
+                        self._free[slot] -= 1
+                        return slot
+                self._changed.wait()
+
+    def _give_back(self, slot: str) -> None:
+        with self._changed:
+            self._free[slot] += 1
+            self.rendered[slot] += 1
+            self._changed.notify()
+
     def render(self, cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date, *,
                tasks: list[dict[str, Any]] | None,
                correction_of: int | None) -> tuple[bytes, bytes, str, str, bytes]:
         fig = figures[unit]
         needed = {unit: fig} | {c: figures[c] for c in fig.children if c in figures}
-        if self._here is not None and self._here.acquire(blocking=False):
-            try:
+        slot = self._take()
+        try:
+            if slot == "here":
                 return _render(cycle, unit, needed, report_date, tasks, correction_of)
-            finally:
-                self._here.release()
-        return self._pool.submit(_render, cycle, unit, needed, report_date, tasks, correction_of).result()
+            return self._pool.submit(_render, cycle, unit, needed, report_date, tasks, correction_of).result()
+        finally:
+            self._give_back(slot)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -172,6 +172,25 @@ def test_a_boundary_never_occurs_inside_a_part() -> None:
         XLSX]
 
 
+def test_bare_addresses_are_written_as_given_and_make_the_envelope(smtp: SmtpServer) -> None:
+    """Units' addresses are bare addr-specs, set without the email package's parser (a fast path);
+    addresses with a display name still go through it, and both read back the same."""
+    m = mail("plain", to=("daumoi.x10714@donvi.example", "Văn thư <vanthu.x10714@donvi.example>"),
+             cc=("DAUMOI.X10714@donvi.example", "lanhdao+bao_cao@tinh.example"))
+    [result] = send_all_sync([m], settings_for(smtp))
+    assert result.status == "sent"
+    [got] = smtp.messages
+    assert got.rcpt_tos == ("daumoi.x10714@donvi.example", "vanthu.x10714@donvi.example",
+                            "lanhdao+bao_cao@tinh.example")  # the Cc duplicate (case aside) once
+    assert b"\r\nCc: DAUMOI.X10714@donvi.example, lanhdao+bao_cao@tinh.example\r\n" in got.raw
+    assert [a.addr_spec for a in got.message["Cc"].addresses] == ["DAUMOI.X10714@donvi.example",
+                                                                  "lanhdao+bao_cao@tinh.example"]
+    assert got.message["To"].addresses[1].display_name == "Văn thư"
+    for bad in ("daumoi@donvi.example\r\nBcc: x@evil.example", "daumoi@", "@donvi.example", "a b@donvi.example"):
+        with pytest.raises(ValueError, match="To"):
+            build_message(mail("bad", to=(bad,)))
+
+
 def test_text_only_mail_is_a_single_text_part() -> None:
     msg = build_message(mail("plain"))
     assert msg.get_content_type() == "text/plain"

@@ -97,3 +97,30 @@ def test_messages_are_in_vietnamese_and_name_the_contact(app):
     assert app.cfg.settings.reply_to in text and "<ol>" in html
     parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
     assert parsed["Reply-To"] == app.cfg.settings.reply_to
+
+
+def test_requests_are_written_in_one_transaction_or_else_one_by_one_naming_the_unit(app):
+    """A batch's requests go in at once; if that fails, each is written alone, so one unit's bad
+    message fails that unit only (and the rolled-back batch leaves no attachment behind)."""
+    from flows import dispatch, outbox
+    from flows.db import Blob
+
+    def message(unit: str, to: object) -> dict:
+        return dict(key=f"test/{unit}", kind="request", stage="open", unit=unit, period="2026-H1", to=to,
+                    subject="Đề nghị báo cáo", text="Kính gửi", attachments=[
+                        outbox.FileAttachment(f"{unit}.xlsx", unit.encode() * 100, dispatch.XLSX_MIME)])
+
+    together = dispatch.Prepared()
+    dispatch._write(app.db, {u: message(u, (f"{u.lower()}@donvi.example",)) for u in ("X11074", "X10714")}, together)
+    assert together.written == ["X11074", "X10714"] and not together.failed
+
+    alone = dispatch.Prepared()
+    dispatch._write(app.db, {"X11074-KT": message("X11074-KT", ("kt@donvi.example",)),
+                             "X11074-VP": message("X11074-VP", None)}, alone)
+    assert alone.written == ["X11074-KT"] and list(alone.failed) == ["X11074-VP"]
+    assert "TypeError" in alone.failed["X11074-VP"]
+    with app.db.session() as s:
+        keys = set(s.scalars(select(OutboxMessage.key).where(OutboxMessage.key.like("test/%"))))
+        blobs = {b.content[:9] for b in s.scalars(select(Blob))}
+    assert keys == {"test/X11074", "test/X10714", "test/X11074-KT"}
+    assert b"X11074-VP" not in blobs and {b"X11074X11", b"X10714X10", b"X11074-KT"} <= blobs

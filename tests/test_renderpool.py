@@ -1,0 +1,57 @@
+"""flows.renderpool's slots: a report waits for a free slot, and takes the first one free."""
+
+from __future__ import annotations
+
+import threading
+
+from flows.renderpool import RenderPool
+
+
+def test_reports_take_a_process_then_this_process_then_wait_for_the_first_free() -> None:
+    pool = RenderPool(processes=1, here=1)  # the processes start at the first report: none here
+    try:
+        assert pool._take() == "pool"
+        assert pool._take() == "here"  # the process is busy: this process renders the next report
+        got: list[str] = []
+        third = threading.Thread(target=lambda: got.append(pool._take()))
+        third.start()
+        third.join(0.2)
+        assert third.is_alive() and not got  # both busy: it waits for a slot (not in the process's queue)
+        pool._give_back("here")
+        third.join(5)
+        assert got == ["here"]  # the slot that came free, whichever it is
+        pool._give_back("pool")
+        assert pool._take() == "pool"
+        assert pool.rendered == {"pool": 1, "here": 1}
+    finally:
+        pool.close()
+
+
+def test_many_callers_use_every_slot() -> None:
+    """The flow submits all its report tasks at once: all slots must be used, not only the first."""
+    pool = RenderPool(processes=1, here=1)
+    busy: set[str] = set()
+    seen_both = threading.Event()
+    lock = threading.Lock()
+
+    def report() -> None:
+        slot = pool._take()
+        with lock:
+            busy.add(slot)
+            if busy == {"pool", "here"}:
+                seen_both.set()
+        seen_both.wait(2)
+        with lock:
+            busy.discard(slot)
+        pool._give_back(slot)
+
+    try:
+        threads = [threading.Thread(target=report) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen_both.is_set()
+        assert sum(pool.rendered.values()) == 8 and pool.rendered["here"] >= 1
+    finally:
+        pool.close()
