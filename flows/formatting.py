@@ -68,6 +68,8 @@ def number_vi(n: int | float | Decimal, decimals: int = 0) -> str:
     """1234567 -> "1.234.567"; (64.25, 1) -> "64,3" (half up); NaN -> "—"."""
     if decimals < 0:
         raise ValueError(f"decimals must be >= 0, got {decimals}")
+    if type(n) is int and not decimals:  # the counts of a form: same result, a tenth of the time
+        return f"{n:,}".replace(",", ".")
     value = _to_decimal(n)
     if value is None:
         return MISSING

@@ -92,7 +92,8 @@ def enqueue_all(session: Session, messages: Sequence[dict[str, Any]]) -> None:
     contents = {hashlib.sha256(a.content).hexdigest(): a.content for m in messages for a in m.get("attachments", ())}
     blob_ids: dict[str, int] = {}
     if contents:
-        blob_ids = dict(session.execute(select(Blob.sha256, Blob.id).where(Blob.sha256.in_(list(contents)))).tuples())
+        blob_ids = {sha: id_ for sha, id_ in session.execute(select(Blob.sha256, Blob.id)
+                                                             .where(Blob.sha256.in_(list(contents))))}
         new = [sha for sha in contents if sha not in blob_ids]
         if new:
             ids = session.scalars(insert(Blob).returning(Blob.id, sort_by_parameter_order=True),

@@ -27,6 +27,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship with the code and do not change while it runs: no stat() of every template
+        # (and of the layout it extends) for each of the thousands of mails of a cycle.
+        auto_reload=False,
     )
     env.filters.update(
         number=formatting.number_vi,

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.formatting import (
     date_long_vi,
@@ -38,6 +40,13 @@ from flows.formatting import (
 )
 def test_number_vi(n: int | float | Decimal, decimals: int, expected: str) -> None:
     assert number_vi(n, decimals) == expected
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_number_vi_of_an_int_is_the_decimal_path(n: int) -> None:
+    """An int takes a fast path; it must write what the Decimal path writes."""
+    assert number_vi(n) == number_vi(Decimal(n)) == number_vi(n, 0)
+    assert number_vi(n, 1) == number_vi(Decimal(n), 1)
 
 
 def test_number_vi_missing_and_invalid() -> None:

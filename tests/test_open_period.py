@@ -99,7 +99,7 @@ def test_messages_are_in_vietnamese_and_name_the_contact(app):
     assert parsed["Reply-To"] == app.cfg.settings.reply_to
 
 
-def test_requests_are_written_in_one_transaction_or_else_one_by_one_naming_the_unit(app):
+def test_requests_are_written_in_one_transaction_or_else_one_by_one_naming_the_unit(app, caplog):
     """A batch's requests go in at once; if that fails, each is written alone, so one unit's bad
     message fails that unit only (and the rolled-back batch leaves no attachment behind)."""
     from flows import dispatch, outbox
@@ -113,12 +113,13 @@ def test_requests_are_written_in_one_transaction_or_else_one_by_one_naming_the_u
     together = dispatch.Prepared()
     dispatch._write(app.db, {u: message(u, (f"{u.lower()}@donvi.example",)) for u in ("X11074", "X10714")}, together)
     assert together.written == ["X11074", "X10714"] and not together.failed
+    assert "one by one" not in caplog.text  # written together, not by the fallback
 
     alone = dispatch.Prepared()
     dispatch._write(app.db, {"X11074-KT": message("X11074-KT", ("kt@donvi.example",)),
                              "X11074-VP": message("X11074-VP", None)}, alone)
     assert alone.written == ["X11074-KT"] and list(alone.failed) == ["X11074-VP"]
-    assert "TypeError" in alone.failed["X11074-VP"]
+    assert "TypeError" in alone.failed["X11074-VP"] and "one by one" in caplog.text
     with app.db.session() as s:
         keys = set(s.scalars(select(OutboxMessage.key).where(OutboxMessage.key.like("test/%"))))
         blobs = {b.content[:9] for b in s.scalars(select(Blob))}
