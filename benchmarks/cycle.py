@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
+import psutil
 from sqlalchemy import func, select, update
 
 from benchmarks.servers import SinkClient, start_imap
@@ -78,6 +79,7 @@ class ScaleResult:
     flow_cpu: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds of this process
     flow_server_cpu: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds of the Prefect server
     plain_cpu: dict[str, float] = field(default_factory=dict)
+    rss_after: dict[str, dict[str, int]] = field(default_factory=dict)  # run -> stage -> RSS (bytes) at its end
     intake: dict[str, float] = field(default_factory=dict)  # reading and validating the same files, one process
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # run -> count -> n
     forms_built: int = 0
@@ -230,6 +232,7 @@ class Clock:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.server_cpu: dict[str, float] = {}
+        self.rss: dict[str, int] = {}  # this process's RSS when the stage ended: where memory grows
         self._server = server_cpu
 
     @contextmanager
@@ -240,6 +243,7 @@ class Clock:
             yield
         self.wall[name] = time.perf_counter() - w0
         self.cpu[name] = time.process_time() - c0
+        self.rss[name] = psutil.Process().memory_info().rss
         if self._server:
             self.server_cpu[name] = self._server() - s0
 
@@ -274,6 +278,7 @@ def flow_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient, server_cp
     clock.add("total", "open", "collect", "consolidate")
     clock.add("wall_with_units", "open", "units_fill", "collect", "consolidate")
     res.flow, res.flow_cpu, res.flow_server_cpu = clock.wall, clock.cpu, clock.server_cpu
+    res.rss_after["flow"] = clock.rss
     res.counts["flow"] = counts(db, cycle) | {"units_replied": replied, "batches": int(opened_result["batches"]),
                                               "sink_messages": sink.stats()["messages"]}
     by_status = collected.get("folder", {}).get("by_status", {})
@@ -354,6 +359,7 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
     clock.add("total", "open", "collect", "consolidate")
     clock.add("wall_with_units", "total", "units_fill")
     res.plain, res.plain_cpu = clock.wall, clock.cpu
+    res.rss_after["plain"] = clock.rss
     p = clock.wall
     res.aggregation = {"consolidate_tree": p["consolidate_tree"], "with_db_load": p["load_frames"] + p["consolidate_tree"],
                        "units": len(figures)}

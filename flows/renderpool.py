@@ -9,6 +9,8 @@ the figures of the unit and its children cross the process boundary, and only th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import threading
@@ -36,6 +38,28 @@ def _render(cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_dat
 
     r = render(runtime.config(), cycle, unit, figures, report_date, tasks=tasks, correction_of=correction_of)
     return r.docx, r.xlsx, r.text, r.html, r.chart
+
+
+def _libc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim
+        return None
+
+
+_malloc_trim = _libc_trim()
+
+
+def _give_memory_back() -> None:
+    """After a report rendered in this process: hand the heap's free pages back to the system.
+
+    A report allocates tens of MB of small objects (python-docx, openpyxl, matplotlib) and frees
+    them; glibc keeps the freed pages, so the flow's process grew by about 100 MB over a national
+    cycle's reports (measured: one province's report rendered 12 times, 197 MB without, 177 MB
+    with). The pool's processes are left alone: they end with the run.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _warm() -> None:
@@ -96,7 +120,10 @@ class RenderPool:
         slot = self._take()
         try:
             if slot == "here":
-                return _render(cycle, unit, needed, report_date, tasks, correction_of)
+                try:
+                    return _render(cycle, unit, needed, report_date, tasks, correction_of)
+                finally:
+                    _give_memory_back()
             return self._pool.submit(_render, cycle, unit, needed, report_date, tasks, correction_of).result()
         finally:
             self._give_back(slot)
