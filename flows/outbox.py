@@ -75,11 +75,8 @@ def enqueue(
     """Write a message unless its key is there already. True when it was new."""
     if exists(session, key):
         return False
-    refs = [{"filename": a.filename, "mimetype": a.mimetype, "blob_id": store_blob(session, a.content), "cid": a.cid}
-            for a in attachments]
-    insert_ignore(session, OutboxMessage.__table__, [_row(key=key, kind=kind, to=to, subject=subject, text=text,
-                                                          html=html, cc=cc, stage=stage, unit=unit, period=period,
-                                                          cycle_id=cycle_id, refs=refs)], ["key"])
+    enqueue_all(session, [dict(key=key, kind=kind, to=to, subject=subject, text=text, html=html, cc=cc, stage=stage,
+                               unit=unit, period=period, cycle_id=cycle_id, attachments=attachments)])
     return True
 
 
