@@ -20,6 +20,7 @@ instead of each waiting through its own backoff. The password is never logged no
 from __future__ import annotations
 
 import asyncio
+import binascii
 import email.generator
 import email.policy
 import email.utils
@@ -34,12 +35,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email import quoprimime
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from functools import lru_cache
 from io import BytesIO
-from typing import Literal
+from typing import Any, Literal
 
 import aiosmtplib
 from aiosmtplib import (
@@ -166,33 +168,32 @@ def _plain(values: Iterable[str]) -> list[str] | None:
     return out if out and all(_PLAIN_ADDRESS.fullmatch(v) for v in out) else None
 
 
-def _addresses(msg: EmailMessage, header: str) -> list[str]:
-    """addr-specs of an address header already set on ``msg``."""
-    for name, value in msg.raw_items():
-        if name.lower() == header.lower():
-            plain = _plain(str(value).split(","))
-            if plain is not None:
-                return plain
-            break
-    return [a.addr_spec for a in getattr(msg[header], "addresses", ())]
+def _specs(value: Any) -> list[str]:
+    """addr-specs of an address header's stored value (a header object, or a bare list set raw)."""
+    if not hasattr(value, "addresses"):  # header objects are str too
+        plain = _plain(str(value).split(","))
+        if plain is not None:
+            return plain
+        value = _POLICY.header_factory("To", str(value))
+    return [a.addr_spec for a in value.addresses]
 
 
-def _set_addresses(msg: EmailMessage, header: str, values: Iterable[str], *, single: bool = False) -> None:
-    """Set an address header, refusing line breaks and anything that does not parse as addresses.
+def _address_value(header: str, values: Iterable[str], *, single: bool = False) -> Any:
+    """What an address header stores, refusing line breaks and anything that does not parse as addresses.
 
-    Bare ASCII addr-specs, what units' addresses are, are set as they are: the email package's
-    address parser and folder cost about a millisecond per message for them, and their grammar
-    (a dot-atom, ``@``, a host name) leaves nothing to parse or to fold within one line.
+    Bare ASCII addr-specs, what units' addresses are, are kept as they are (written raw): the email
+    package's address parser and folder cost about a millisecond per message for them, and their
+    grammar (a dot-atom, ``@``, a host name) leaves nothing to parse or to fold within one line.
+    Anything else becomes the email package's header object (parsed once per distinct value).
     """
     values = [_refuse_breaks(v, header) for v in values]
     joined = ", ".join(values)
     plain = _plain(values)
     if plain is not None and (not single or len(plain) == 1) and len(header) + 2 + len(joined) <= 78:
-        msg.set_raw(header, ", ".join(plain))
-        return
+        return ", ".join(plain)
     try:
-        msg[header] = joined
-        parsed = list(getattr(msg[header], "addresses", ()))
+        value = _POLICY.header_store_parse(header, joined)[1]
+        parsed = list(getattr(value, "addresses", ()))
     except Exception as exc:  # the stdlib parser raises IndexError, HeaderParseError, ...
         raise ValueError(f"invalid e-mail address in {header}: {joined!r}") from exc
     if not parsed or (single and len(parsed) != 1):
@@ -200,6 +201,7 @@ def _set_addresses(msg: EmailMessage, header: str, values: Iterable[str], *, sin
     for addr in parsed:
         if not isinstance(addr, Address) or not addr.username or not addr.domain or " " in addr.addr_spec:
             raise ValueError(f"invalid e-mail address in {header}: {joined!r}")
+    return value
 
 
 class _FoldedOnce(BaseHeader):
@@ -255,6 +257,46 @@ def message_id_for(key: str, domain: str = "baocao.example") -> str:
     return f"<{digest}@{domain}>"
 
 
+def _top_headers(mail: Mail, domain: str, date: datetime | None) -> list[tuple[str, Any]]:
+    """The message's own headers, in order, as the email package stores them: a header object, or
+    text written as it is. Raises ``ValueError`` for what :func:`build_message` refuses."""
+    _refuse_breaks(mail.key, "key")
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError(f"invalid Message-ID domain: {domain!r}")
+    if not mail.to:
+        raise ValueError(f"mail {mail.key!r} has no recipient")
+    headers: list[tuple[str, Any]] = [("From", _address_value("From", [mail.sender], single=True)),
+                                      ("To", _address_value("To", mail.to))]
+    if mail.cc:
+        headers.append(("Cc", _address_value("Cc", mail.cc)))
+    if mail.reply_to:
+        headers.append(("Reply-To", _address_value("Reply-To", [mail.reply_to])))
+    subject = _fold_away(mail.subject)
+    if subject.isascii():
+        headers.append(("Subject", _POLICY.header_factory("Subject", subject)))
+    else:  # RFC 2047 words, folded once here: the email package's own folding costs ms per subject
+        headers.append(("Subject", Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")))
+    # Values made here (ASCII, one short line) are set as they are: parsing them into header objects
+    # only to write them out again the same cost a millisecond per message (the Message-ID's parser).
+    headers.append(("Date", email.utils.format_datetime(date or datetime.now(VN_TZ))))
+    headers.append(("Message-ID", message_id_for(mail.key, domain)))
+    # RFC 3834: keeps vacation auto-replies away from the intake mailbox.
+    headers.append(("Auto-Submitted", _POLICY.header_factory("Auto-Submitted", "auto-generated")))
+    seen = {name.lower() for name, _ in headers}
+    for name, value in mail.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"only X- headers may be added, got {name!r}")
+        if name.lower() in seen:
+            raise ValueError(f"header {name!r} given twice")
+        seen.add(name.lower())
+        value = _refuse_breaks(str(value), f"header {name}")
+        if value.isascii() and _ENCODED_WORD not in value and len(name) + len(value) < 76:
+            headers.append((name, value))
+        else:
+            headers.append((name, _POLICY.header_store_parse(name, value)[1]))
+    return headers
+
+
 def build_message(mail: Mail, *, domain: str = "baocao.example", date: datetime | None = None) -> EmailMessage:
     """The MIME message for ``mail``.
 
@@ -264,41 +306,9 @@ def build_message(mail: Mail, *, domain: str = "baocao.example", date: datetime 
     Header injection: CR/LF (and other control characters) in addresses, key, extra headers or
     content IDs raise ``ValueError``; in the subject and file names they are folded into a space.
     """
-    _refuse_breaks(mail.key, "key")
-    if not _DOMAIN.fullmatch(domain):
-        raise ValueError(f"invalid Message-ID domain: {domain!r}")
-    if not mail.to:
-        raise ValueError(f"mail {mail.key!r} has no recipient")
-
     msg = EmailMessage(policy=_POLICY)  # email.policy.SMTP, with headers parsed and folded once
-    _set_addresses(msg, "From", [mail.sender], single=True)
-    _set_addresses(msg, "To", mail.to)
-    if mail.cc:
-        _set_addresses(msg, "Cc", mail.cc)
-    if mail.reply_to:
-        _set_addresses(msg, "Reply-To", [mail.reply_to])
-    subject = _fold_away(mail.subject)
-    if subject.isascii():
-        msg["Subject"] = subject
-    else:  # RFC 2047 words, folded once here: the email package's own folding costs ms per subject
-        msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode(linesep="\n"))
-    # Values made here (ASCII, one short line) are set as they are: parsing them into header objects
-    # only to write them out again the same cost a millisecond per message (the Message-ID's parser).
-    msg.set_raw("Date", email.utils.format_datetime(date or datetime.now(VN_TZ)))
-    msg.set_raw("Message-ID", message_id_for(mail.key, domain))
-    # RFC 3834: keeps vacation auto-replies away from the intake mailbox.
-    msg["Auto-Submitted"] = "auto-generated"
-    for name, value in mail.headers.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise ValueError(f"only X- headers may be added, got {name!r}")
-        if name in msg:
-            raise ValueError(f"header {name!r} given twice")
-        value = _refuse_breaks(str(value), f"header {name}")
-        if value.isascii() and _ENCODED_WORD not in value and len(name) + len(value) < 76:
-            msg.set_raw(name, value)
-        else:
-            msg[name] = value
-
+    for name, value in _top_headers(mail, domain, date):
+        msg.set_raw(name, value)
     msg.set_content(mail.text)
     inline = [a for a in mail.attachments if a.inline_cid and mail.html is not None]
     files = [a for a in mail.attachments if a not in inline]
@@ -362,18 +372,125 @@ def flatten(msg: EmailMessage, *, utf8: bool = False, cte_type: str = "8bit") ->
     return out.getvalue()
 
 
-def _envelope(msg: EmailMessage) -> tuple[str, list[str]]:
-    """MAIL FROM and the RCPT TO list (To then Cc, duplicates removed case-insensitively)."""
-    sender = _addresses(msg, "From")[0]
+def _envelope(headers: Iterable[tuple[str, Any]]) -> tuple[str, list[str]]:
+    """MAIL FROM and the RCPT TO list (To then Cc, duplicates removed case-insensitively) of a
+    message's headers (``msg.raw_items()``, or :func:`_top_headers`)."""
+    stored: dict[str, Any] = {}
+    for name, value in headers:
+        stored.setdefault(name.lower(), value)
+    sender = _specs(stored["from"])[0]
     seen: set[str] = set()
     rcpts: list[str] = []
-    for header in ("To", "Cc"):
-        if header in msg:
-            for spec in _addresses(msg, header):
+    for header in ("to", "cc"):
+        if header in stored:
+            for spec in _specs(stored[header]):
                 if spec.lower() not in seen:
                     seen.add(spec.lower())
                     rcpts.append(spec)
     return sender, rcpts
+
+
+# ---------------------------------------------------------------------------------------- written directly
+# The outbox sends thousands of messages of one shape (text, html, files); through the email
+# package each costs over a millisecond of CPU to build and flatten, most of it the sending
+# process's GIL at national scale. :func:`flatten_mail` writes the same bytes directly, using the
+# email package only for what it must decide (the folded headers, cached per value; RFC 2047 words;
+# quoted-printable). It is a copy of the package's rules, so a test compares the two byte for byte
+# over generated mails; mails of another shape (inline images: the reports) take the email package.
+
+_SMTP = email.policy.SMTP  # what flatten() writes for an 8BITMIME server and ASCII addresses
+_CRLF = b"\r\n"
+_MAX_LINE = _SMTP.max_line_length
+_B64_LINE = _MAX_LINE // 4 * 4  # 76 characters: 57 bytes, as email.contentmanager._encode_base64
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@lru_cache(maxsize=256)
+def _header_line(name: str, value: str) -> bytes:
+    """A header the email package parses from `value`, folded as flatten() writes it (constant ones)."""
+    return _SMTP.fold_binary(name, _POLICY.header_store_parse(name, value)[1])
+
+
+def _fold(name: str, value: Any) -> bytes:
+    return _SMTP.fold_binary(name, value)
+
+
+def _base64_body(data: bytes) -> bytes:
+    """email.contentmanager's base64 body (lines of 76), CRLF line ends, in one C call and slices."""
+    if not data:
+        return b""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return _CRLF.join([encoded[i:i + _B64_LINE] for i in range(0, len(encoded), _B64_LINE)]) + _CRLF
+
+
+def _text_body(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, body) of a UTF-8 text part: email.contentmanager's heuristics."""
+    lines = text.encode("utf-8").splitlines()
+    if max(map(len, lines), default=0) <= _MAX_LINE:
+        body = b"\r\n".join(lines) + _CRLF
+        return ("7bit" if body.isascii() else "8bit"), body
+    sniff = _CRLF.join(lines[:10]) + _CRLF
+    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), _MAX_LINE)
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        return "base64", _base64_body(_CRLF.join(lines) + _CRLF)
+    if len(lines) > 10:
+        sniff_qp = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), _MAX_LINE)
+    return "quoted-printable", "\r\n".join(email.generator.NLCRE.split(sniff_qp)).encode("ascii")
+
+
+def _text_part(text: str, subtype: str, *, mime_version: bool) -> bytes:
+    cte, body = _text_body(text)
+    head = (_header_line("Content-Type", f'text/{subtype}; charset="utf-8"')
+            + _header_line("Content-Transfer-Encoding", cte))
+    if mime_version:
+        head += _header_line("MIME-Version", "1.0")
+    return head + _CRLF + body
+
+
+def _file_part(att: Attachment) -> bytes:
+    maintype, subtype = _split_mimetype(att.mimetype)
+    name = _safe_filename(att.filename)
+    disposition = f'attachment; filename="{name}"'
+    if _FILENAME.fullmatch(name) and len("Content-Disposition: ") + len(disposition) <= _MAX_LINE:
+        disposition_line = f"Content-Disposition: {disposition}".encode("ascii") + _CRLF
+    else:  # a non-ASCII name (RFC 2231) or a long one (folded): as the email package writes it
+        part = EmailMessage(policy=_POLICY)
+        part["Content-Disposition"] = "attachment"
+        part.set_param("filename", name, header="Content-Disposition", replace=True)
+        disposition_line = _fold("Content-Disposition", dict(part.raw_items())["Content-Disposition"])
+    return (_header_line("Content-Type", f"{maintype}/{subtype}") + _header_line("Content-Transfer-Encoding", "base64")
+            + disposition_line + _header_line("MIME-Version", "1.0") + _CRLF + _base64_body(att.content))
+
+
+def _multipart(subtype: str, parts: list[bytes]) -> tuple[bytes, bytes]:
+    """(Content-Type line, body) of a multipart of flattened `parts`, the boundary chosen as flatten()'s."""
+    boundary = _Generator._make_boundary(_CRLF.join(parts))
+    delimiter = b"--" + boundary.encode("ascii")
+    body = delimiter + _CRLF + (_CRLF + delimiter + _CRLF).join(parts) + _CRLF + delimiter + b"--" + _CRLF
+    return _header_line("Content-Type", f'multipart/{subtype}; boundary="{boundary}"'), body
+
+
+def flatten_mail(mail: Mail, *, domain: str = "baocao.example",
+                 date: datetime | None = None) -> tuple[str, list[str], bytes | None]:
+    """MAIL FROM, RCPT TO and the bytes of ``mail`` for an 8BITMIME server and ASCII addresses:
+    ``flatten(build_message(mail))``, written directly. The bytes are None for a mail with inline
+    images (build it with :func:`build_message`). Raises ``ValueError`` as :func:`build_message` does.
+    """
+    headers = _top_headers(mail, domain, date)
+    sender, rcpts = _envelope(headers)
+    inline = [a for a in mail.attachments if a.inline_cid and mail.html is not None]
+    if inline:
+        return sender, rcpts, None
+    top = b"".join(_fold(name, value) for name, value in headers)
+    if mail.html is None and not mail.attachments:  # one text part: its headers are the message's
+        return sender, rcpts, top + _text_part(mail.text, "plain", mime_version=True)
+    ctype, body = _multipart("alternative", [_text_part(mail.text, "plain", mime_version=False),
+                                             _text_part(mail.html, "html", mime_version=True)]) \
+        if mail.html is not None else (b"", _text_part(mail.text, "plain", mime_version=False))
+    if mail.attachments:
+        ctype, body = _multipart("mixed", [ctype + (_CRLF if ctype else b"") + body]
+                                 + [_file_part(a) for a in mail.attachments])
+    return sender, rcpts, top + _header_line("MIME-Version", "1.0") + ctype + _CRLF + body
 
 
 # ---------------------------------------------------------------------------------------- sending
@@ -472,9 +589,14 @@ class _Sender:
         return self._clean(f"{type(exc).__name__}: {exc}")
 
     async def send(self, conn: _Connection, mail: Mail, domain: str) -> SendResult:
+        date = datetime.now(VN_TZ)
+        msg: EmailMessage | None = None
         try:
-            msg = build_message(mail, domain=domain)
-            sender, rcpts = _envelope(msg)
+            # Written directly for the usual server (8BITMIME, ASCII addresses); built with the email
+            # package for another, or for a mail with inline images.
+            sender, rcpts, direct = flatten_mail(mail, domain=domain, date=date)
+            if direct is None:
+                msg = build_message(mail, domain=domain, date=date)
         except (ValueError, TypeError) as exc:
             detail = self._clean(f"message refused before sending: {exc}")
             # repr(): these values were just found unsafe, keep them from forging log lines too.
@@ -482,7 +604,7 @@ class _Sender:
             return SendResult(mail.key, "permanent", detail, {}, 0)
 
         who = ", ".join(rcpts)
-        flats: dict[tuple[bool, str], bytes] = {}
+        flats: dict[tuple[bool, str], bytes] = {} if direct is None else {(False, "8bit"): direct}
         max_attempts = max(1, self.settings.max_attempts)
         attempts = 0
         detail = ""
@@ -499,6 +621,7 @@ class _Sender:
                 options, utf8, cte_type = await _mail_options(smtp, sender, rcpts)
                 flat = flats.get((utf8, cte_type))
                 if flat is None:  # flattened once per message, not again on a retry
+                    msg = msg or build_message(mail, domain=domain, date=date)
                     flat = flats[utf8, cte_type] = flatten(msg, utf8=utf8, cte_type=cte_type)
                 refused_raw, reply = await smtp.sendmail(sender, rcpts, flat, mail_options=options)
             except SMTPAuthenticationError as exc:

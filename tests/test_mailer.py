@@ -12,16 +12,23 @@ import itertools
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.mailer import (
     Attachment,
     Mail,
     SendResult,
     SmtpSettings,
+    _envelope,
+    _Generator,
     build_message,
     flatten,
+    flatten_mail,
     message_id_for,
     send_all,
     send_all_sync,
@@ -442,3 +449,66 @@ def test_send_all_sync_works_inside_a_running_loop(smtp: SmtpServer) -> None:
     assert [r.status for r in results] == ["sent", "sent"]
     assert sorted(calls) == ["loop-1", "loop-2"]
 
+
+
+# ------------------------------------------------------------------------------------ written directly
+_VI = "ăâđêôơưáàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵĐĂÂÊÔƠƯ"
+_TEXT = st.text(alphabet=st.sampled_from(list("abc xyz.=-\t\n\r0") + list(_VI[:12]) + ["—", "\u2028", "€"]),
+                max_size=300)
+_LONG = st.sampled_from([
+    "", "\n", "x" * 79, "x" * 78, "ắ" * 40, ("Kính gửi đơn vị, đề nghị nộp báo cáo đúng hạn. " * 4 + "\n") * 12,
+    ("Plain ASCII line that is rather long, longer than seventy-eight characters. " * 2 + "\n") * 12,
+    "\n".join(["A long line in ASCII, quoted-printable is shorter than base64 for it. " * 2] * 11),
+    "From the start\n.\n..\nend", "a=b\n" * 30 + "ă" * 100,
+    f"--{_Generator._BASE}0\n--{_Generator._BASE}1--\nđ",
+])
+_LINES = st.lists(st.sampled_from(["", "Ngắn.", "Short.", "x" * 78, "long ASCII line " * 6, "=" * 30,
+                                   "Dòng dài có dấu tiếng Việt " * 4, "From here", "."]),
+                  max_size=14).map("\n".join)  # line counts around the 10 lines the heuristics sniff
+_ADDRESS = st.sampled_from(["daumoi.x10714@donvi.example", "A.B+c@tinh.example", "vanthu@x.example",
+                            "Văn thư <vanthu.x10714@donvi.example>", "\"Quoted, Name\" <q@donvi.example>",
+                            "a" * 60 + "@donvi.example"])
+
+
+@st.composite
+def _mails(draw: st.DrawFn) -> Mail:
+    files = draw(st.lists(st.tuples(
+        st.sampled_from(["bieu-mau-x10714-2026-h1.xlsx", "Biểu mẫu – Tứ Kỳ.xlsx", "a" * 70 + ".xlsx", "",
+                         'bm.xlsx"\r\nX: y', "phu luc (1).docx", "../../etc/passwd"]),
+        st.binary(max_size=3000), st.sampled_from([XLSX, "application/pdf", "image/png", "text/csv"])), max_size=3))
+    return Mail(
+        key=draw(st.sampled_from(["2026-H1/national/X10714/request/open", "k"])),
+        sender=draw(st.sampled_from(["Hệ thống báo cáo <baocao@bnv.example>", "noreply@baocao.example"])),
+        to=tuple(draw(st.lists(_ADDRESS, min_size=1, max_size=3))),
+        cc=tuple(draw(st.lists(_ADDRESS, max_size=2))),
+        reply_to=draw(st.sampled_from([None, "nop@bnv.example", "Bộ phận tổng hợp <nop@bnv.example>"])),
+        subject=draw(st.one_of(_TEXT, st.sampled_from([SUBJECT, "Đ" * 200, "Plain", "x" * 120,
+                                                       "Báo cáo =?utf-8?q?=0D=0A?= đơn vị"]))),
+        text=draw(st.one_of(_TEXT, _LONG, _LINES)),
+        html=draw(st.one_of(st.none(), _TEXT, _LONG, _LINES)),
+        attachments=tuple(Attachment(name, data, mimetype) for name, data, mimetype in files),
+        headers=draw(st.sampled_from([{}, {"X-Baocao-Unit": "X10714", "X-Baocao-Kind": "request"},
+                                      {"X-Baocao-Unit": "Tứ Kỳ " * 20}])),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mails())
+def test_mails_written_directly_are_the_email_packages_bytes(m: Mail) -> None:
+    """flatten_mail copies the email package's rules to skip its cost; over generated mails (long
+    and short lines, ASCII or not, files or none, names that need RFC 2231 or folding, a text that
+    carries our boundary) it must give flatten(build_message())'s bytes and envelope exactly."""
+    date = datetime(2026, 6, 5, 9, 30, tzinfo=timezone(timedelta(hours=7)))
+    msg = build_message(m, date=date)
+    sender, rcpts, direct = flatten_mail(m, date=date)
+    assert direct == flatten(msg)
+    assert (sender, rcpts) == _envelope(msg.raw_items())
+
+
+def test_the_outboxs_mails_are_written_directly_and_reports_are_built() -> None:
+    request = _rich_mail()
+    assert flatten_mail(replace(request, attachments=request.attachments[:1]))[2] is not None
+    assert flatten_mail(mail("receipt", html="<p>Đã nhận</p>"))[2] is not None
+    assert flatten_mail(request)[2] is None  # an inline image (the reports' chart): the email package's
+    with pytest.raises(ValueError, match="To"):
+        flatten_mail(mail("bad", to=("daumoi@tuky.example\r\nBcc: x@evil.example",)))
