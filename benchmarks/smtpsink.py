@@ -52,6 +52,40 @@ def _serve() -> None:
             live.discard(self)
             super().connection_lost(error)
 
+        async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+            """aiosmtpd's DATA, reading the message in a few reads instead of one await per line.
+
+            aiosmtpd reads DATA line by line: about 1.7 ms of CPU for a 38 KB request, on the same
+            two cores as the cycle it measures (a production server is on another machine). This
+            reads up to the terminating ``CRLF . CRLF`` in one ``readuntil`` (in chunks past the
+            reader's limit), undoes dot-stuffing, and answers through the handler as aiosmtpd does.
+            """
+            if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+                return
+            assert self.envelope is not None
+            if not self.envelope.rcpt_tos:
+                await self.push("503 Error: need RCPT command")
+                return
+            if arg:
+                await self.push("501 Syntax: DATA")
+                return
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            first = await self._reader.readuntil(b"\r\n")
+            chunks = [first]
+            if first != b".\r\n":
+                while True:
+                    try:
+                        chunks.append(await self._reader.readuntil(b"\r\n.\r\n"))
+                        break
+                    except asyncio.LimitOverrunError as exc:  # longer than the reader's buffer limit
+                        chunks.append(await self._reader.read(exc.consumed))
+            raw = b"".join(chunks)[:-3]  # without the final ".\r\n"
+            content = (raw[1:] if raw.startswith(b".") else raw).replace(b"\r\n.", b"\r\n")
+            self.envelope.content = self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()
+            await self.push(status)
+
         async def smtp_XDELAY(self, arg: str) -> None:  # noqa: N802
             live.discard(self)
             state["delay"] = float(arg or 0)

@@ -20,6 +20,7 @@ instead of each waiting through its own backoff. The password is never logged no
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import email.generator
 import email.policy
@@ -257,6 +258,36 @@ def message_id_for(key: str, domain: str = "baocao.example") -> str:
     return f"<{digest}@{domain}>"
 
 
+_Q_SAFE = b"-!*+/ " + bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1)) + b"0123456789"
+_WORD_CHROME = len("=?utf-8?b??=")
+
+
+def encoded_words(text: str, header_name: str) -> str:
+    """``Header(text, "utf-8", header_name=header_name).encode(linesep="\\n")``, in linear time.
+
+    The email package picks the shorter of B and Q encoding for the whole text, then fills each
+    line character by character, re-encoding the line so far at every character (quadratic: about
+    0.3 ms for a unit's subject). B words of UTF-8 have a length known from the byte count, so the
+    same greedy split is done here in one pass. Q (mostly ASCII text) is left to the email package.
+    A test compares both over generated subjects.
+    """
+    data = text.encode("utf-8")
+    b_len = 4 * -(-len(data) // 3)
+    q_len = len(data) + 2 * len(data.translate(None, _Q_SAFE))
+    first = 78 - (len(header_name) + 2) - _WORD_CHROME  # Header's default line length, less the name
+    if not data or b_len >= q_len or first < 8 or text.splitlines() != [text]:  # Header splits lines first
+        return Header(text, "utf-8", header_name=header_name).encode(linesep="\n")
+    limit, words, start, size = first, [], 0, 0
+    for i, ch in enumerate(text):
+        n = len(ch.encode("utf-8"))
+        if 4 * -(-(size + n) // 3) > limit and i > start:
+            words.append(text[start:i])
+            start, size, limit = i, 0, 78 - 1 - _WORD_CHROME
+        size += n
+    words.append(text[start:])
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
+
+
 def _top_headers(mail: Mail, domain: str, date: datetime | None) -> list[tuple[str, Any]]:
     """The message's own headers, in order, as the email package stores them: a header object, or
     text written as it is. Raises ``ValueError`` for what :func:`build_message` refuses."""
@@ -275,7 +306,7 @@ def _top_headers(mail: Mail, domain: str, date: datetime | None) -> list[tuple[s
     if subject.isascii():
         headers.append(("Subject", _POLICY.header_factory("Subject", subject)))
     else:  # RFC 2047 words, folded once here: the email package's own folding costs ms per subject
-        headers.append(("Subject", Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")))
+        headers.append(("Subject", encoded_words(subject, "Subject")))
     # Values made here (ASCII, one short line) are set as they are: parsing them into header objects
     # only to write them out again the same cost a millisecond per message (the Message-ID's parser).
     headers.append(("Date", email.utils.format_datetime(date or datetime.now(VN_TZ))))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from email.header import Header
 
 import pytest
 from hypothesis import given, settings
@@ -27,6 +28,7 @@ from flows.mailer import (
     _envelope,
     _Generator,
     build_message,
+    encoded_words,
     flatten,
     flatten_mail,
     message_id_for,
@@ -512,3 +514,17 @@ def test_the_outboxs_mails_are_written_directly_and_reports_are_built() -> None:
     assert flatten_mail(request)[2] is None  # an inline image (the reports' chart): the email package's
     with pytest.raises(ValueError, match="To"):
         flatten_mail(mail("bad", to=("daumoi@tuky.example\r\nBcc: x@evil.example",)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_TEXT, st.text(max_size=200), st.sampled_from([SUBJECT, "Đ" * 200, "a", "Ồ", "😀" * 30,
+                                                               "[2026-H1] Báo cáo — Xã Tân Thành " * 3])))
+def test_subjects_are_encoded_as_the_email_package_does(subject: str) -> None:
+    """encoded_words does in one pass what email.header.Header.encode does character by character."""
+    try:
+        expected = Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")
+    except UnicodeEncodeError:  # a lone surrogate: both refuse it
+        with pytest.raises(UnicodeEncodeError):
+            encoded_words(subject, "Subject")
+        return
+    assert encoded_words(subject, "Subject") == expected
