@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -623,6 +623,17 @@ def _reply(s: Session, cfg: Config, inc: Incoming, digest: str, req: Request, ou
     outbox.enqueue(s, **_reply_message(cfg, inc, digest, req, outcome, sub=sub, version=version))
 
 
+class ReceiptFigure(NamedTuple):
+    """One figure read from a unit's form, as its receipt lists it. Attributes, not a dict: Jinja
+    looks a name up as an attribute first, and a dict's miss raises (half a receipt's rendering)."""
+
+    code: str
+    label: str
+    unit: str
+    value: Any
+    cell: str
+
+
 def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcome: UnitOutcome, *,
                    sub: Submitted | None = None, version: int | None = None) -> dict[str, Any]:
     """The receipt (or the list of problems) answering one unit's form, as outbox keywords."""
@@ -633,8 +644,8 @@ def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcom
     if sub is not None:
         for ind in cfg.catalog.counts:
             if ind.code in sub.values:
-                figures.append({"code": ind.code, "label": ind.label, "unit": ind.unit, "value": sub.values[ind.code],
-                                "cell": sub.cells.get(ind.code, "")})
+                figures.append(ReceiptFigure(ind.code, ind.label, ind.unit, sub.values[ind.code],
+                                             sub.cells.get(ind.code, "")))
     name = "receipt" if outcome.status == "accepted" else "problems"
     subject, text, html = render_mail(
         name, unit=unit, period=Period.parse(outcome.period or req.cycle.period), filename=inc.filename,

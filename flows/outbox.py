@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from flows.config import Settings
@@ -260,7 +260,14 @@ class _Marks:
         table = OutboxMessage.__table__
         now = utcnow()
         with self.db.engine.begin() as conn:
+            plain = [{"row": self.rows[r.key][0], "n": r.attempts} for r in results if r.status == "sent" and not r.refused]
+            if plain:  # the usual mark, for all of them in one executemany
+                conn.execute(update(table).where(table.c.id == bindparam("row"))
+                             .values(attempts=table.c.attempts + bindparam("n"), last_error=None, status="sent",
+                                     sent_at=now), plain)
             for res in results:
+                if res.status == "sent" and not res.refused:
+                    continue
                 values: dict[str, Any] = {"attempts": table.c.attempts + res.attempts, "last_error": None}
                 if res.status == "sent":
                     values.update(status="sent", sent_at=now)
