@@ -49,7 +49,7 @@ from flows.aggregate import consolidate_tree
 from flows.calendar import Period
 from flows.channels import collect_folder, collect_mailbox
 from flows.config import Config
-from flows.consolidation import due_units, frames, make_report
+from flows.consolidation import costliest_first, due_units, frames, make_report
 from flows.db import Blob, Database, OutboxMessage, Report, Request, Submission
 from flows.forms import FormBuilder, FormSpec
 from flows.migrate import upgrade
@@ -342,14 +342,12 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
         figures = consolidate_tree(cycle.root, h, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
     for f in figures.values():
         f.period = cycle.period
-    with clock("reports", profile=f"{tag}-reports"):  # as the flow does: a level at once, rendered in processes
+    with clock("reports", profile=f"{tag}-reports"):  # as the flow does: all at once, costliest first, in processes
         pool = RenderPool.for_reports(len(due))
         try:
             with ThreadPoolExecutor(max_workers=4) as threads:
-                for depth in sorted({h.depth(u) for u in due}, reverse=True):
-                    level = [u for u in due if h.depth(u) == depth]
-                    list(threads.map(lambda unit: make_report(db, cfg, cycle, unit, figures, when.consolidate_at,
-                                                              pool=pool), level))
+                list(threads.map(lambda unit: make_report(db, cfg, cycle, unit, figures, when.consolidate_at,
+                                                          pool=pool), costliest_first(cfg, due)))
         finally:
             if pool is not None:
                 pool.close()

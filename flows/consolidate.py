@@ -1,10 +1,12 @@
 """The `consolidate` flow: bottom-up, each level's report when its time comes, sent up the chain.
 
 The figures of the whole tree are computed in one pass (fast, pure pandas); then every
-consolidator that is due renders its report and writes its message, children before parents,
-one task per unit (a national cycle has 39). With many reports due, the tasks run at once (each
-after its children's) and render in a process pool (:mod:`flows.renderpool`): a report is
-CPU-bound, so that is what uses every core. A unit that fails is named and the run ends Failed;
+consolidator that is due renders its report and writes its message, one task per unit (a national
+cycle has 39). With many reports due, the tasks run at once and render in a process pool
+(:mod:`flows.renderpool`): a report is CPU-bound, so that is what uses every core. A report needs
+only the figures, not its children's reports, so the costliest start first (the ministry's, whose
+appendix lists every unit's words, takes several times a province's; started last, it ran alone on
+one core); the reports are sent a level at a time, deepest first, whatever order they were made in. A unit that fails is named and the run ends Failed;
 its Retry redoes only what is missing (reports already made are not made again).
 """
 
@@ -18,11 +20,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
-from prefect.utilities.annotations import allow_failure, quote
+from prefect.utilities.annotations import quote
 
 from flows import dashboards, outbox, runtime
 from flows.aggregate import Figures
-from flows.consolidation import due_units, figures_for, make_report
+from flows.consolidation import costliest_first, due_units, figures_for, make_report
 from flows.renderpool import RenderPool
 from flows.store import CycleInfo, find_cycle, open_cycles
 
@@ -80,15 +82,12 @@ def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = No
     if pool is None:
         states = [report_unit(cycle.__dict__, unit, as_of, quote(figures), correction=resend is not None,
                               return_state=True) for unit in units]
-    else:  # many reports: rendered in the pool's processes, each after its children's (wait_for)
+    else:  # many reports: rendered at once in the pool's processes, the costliest first
         _render_pools[cycle.id] = pool
         try:
-            futures: dict[str, Any] = {}
-            for unit in units:
-                children = [futures[c.code] for c in cfg.hierarchy.children(unit) if c.code in futures]
-                futures[unit] = report_unit.submit(cycle.__dict__, unit, as_of, quote(figures),
-                                                   correction=resend is not None,
-                                                   wait_for=[allow_failure(f) for f in children])
+            futures = {unit: report_unit.submit(cycle.__dict__, unit, as_of, quote(figures),
+                                                correction=resend is not None)
+                       for unit in costliest_first(cfg, units)}
             wait(list(futures.values()))
             states = [futures[unit].state for unit in units]
         finally:

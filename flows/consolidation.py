@@ -10,6 +10,7 @@ or when all its children are in, whichever is first; a correction (`--resend`) i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -177,6 +178,15 @@ def due_units(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, r
             out.append(unit.code)
             done_now.add(unit.code)
     return out
+
+
+def costliest_first(cfg: Config, units: Iterable[str]) -> list[str]:
+    """`units` in the order to render their reports when many render at once: the largest subtree
+    first (a report's appendix grows with the units below it), ties in the given order. Started
+    last, the ministry's report ran alone on one core after every province's."""
+    units = list(units)
+    size = {u: len(cfg.hierarchy.subtree_codes(u)) for u in units}
+    return sorted(units, key=lambda u: -size[u])
 
 
 def recipients(cfg: Config, plan_code: str, unit: str) -> tuple[list[str], list[str]]:

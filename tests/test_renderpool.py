@@ -55,3 +55,18 @@ def test_many_callers_use_every_slot() -> None:
         assert sum(pool.rendered.values()) == 8 and pool.rendered["here"] >= 1
     finally:
         pool.close()
+
+
+def test_the_costliest_reports_start_first() -> None:
+    """A report needs only the figures; started last, the ministry's (the largest appendix) ran alone
+    on one core after every province's. The order is the subtree's size, largest first."""
+    from flows import runtime
+    from flows.consolidation import costliest_first
+
+    cfg = runtime.config()
+    h = cfg.hierarchy
+    provinces = [c.code for c in h.children("BNV")][:5]
+    order = costliest_first(cfg, [*provinces, "BNV"])
+    assert order[0] == "BNV"
+    sizes = [len(h.subtree_codes(u)) for u in order]
+    assert sizes == sorted(sizes, reverse=True)
