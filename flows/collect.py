@@ -1,7 +1,8 @@
 """The `collect` flow: take in what units sent, by the mailbox and the drop folder.
 
 Scheduled every few minutes. Each channel is one task (a mailbox read is sequential by nature);
-every file's outcome is logged with its unit, and the replies go out through the outbox at the end.
+every file with a problem is logged with its unit and the problem, accepted files are counted (and
+the first few named), and the replies go out through the outbox at the end.
 """
 
 from __future__ import annotations
@@ -17,18 +18,33 @@ from flows import dashboards, outbox, runtime
 from flows.channels import CollectReport, collect_folder, collect_mailbox
 from flows.mailbox import MailboxLoginError
 
+SHOWN_ACCEPTED = 20
+"""Accepted files named one by one in a run's log; beyond that they are counted (the status tables
+name every unit). A Prefect log line costs about 0.6 ms of the run's process, and a national cycle's
+3,356 accepted files made 2 s of lines nobody reads; a file with a problem always gets its line."""
+
 
 def _log_report(report: CollectReport, channel: str) -> dict[str, Any]:
     logger = get_run_logger()
     counts: dict[str, int] = {}
-    for source, outcome in report.outcomes:
+    fine: list[str] = []
+    for _source, outcome in report.outcomes:
         for u in outcome.units:
             counts[u.status] = counts.get(u.status, 0) + 1
+            line = f"{u.status} unit {u.unit or '?'} period {u.period or '?'}{' (late)' if u.late else ''}"
+            if u.status in ("accepted", "duplicate"):
+                fine.append(line)
+                continue
             detail = "; ".join(p.message_vi for p in u.problems if p.severity == "error")[:300]
-            level = logger.info if u.status in ("accepted", "duplicate") else logger.warning
-            level("%s: %s unit %s period %s%s%s", channel, u.status, u.unit or "?", u.period or "?",
-                  " (late)" if u.late else "", f" — {detail}" if detail else "")
-            del source
+            logger.warning("%s: %s%s", channel, line, f" — {detail}" if detail else "")
+    for line in fine[:SHOWN_ACCEPTED]:
+        logger.info("%s: %s", channel, line)
+    if len(fine) > SHOWN_ACCEPTED:
+        logger.info("%s: %d more files accepted or already stored (each unit's state: the status tables)",
+                    channel, len(fine) - SHOWN_ACCEPTED)
+    if report.outcomes:
+        logger.info("%s: %d file(s): %s", channel, report.files,
+                    ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     for e in report.errors:
         logger.error("%s: %s", channel, e)
     return {"messages": report.messages, "files": report.files, "by_status": counts, "errors": report.errors}

@@ -233,3 +233,36 @@ def test_two_collectors_reading_the_mailbox_at_once_take_each_file_in_once(app_a
         assert s.scalar(select(func.count()).select_from(ProcessedMessage)) == 5
     rcpts = sorted(r for m in cycle.replies() for r in m.rcpt_tos)
     assert rcpts == sorted([cycle.coordinator(u) for u in DEPARTMENTS] + [cycle.coordinator("X11074-VHXH")])
+
+
+def test_a_runs_log_names_every_file_with_a_problem_and_counts_the_accepted(
+        prefect_api: None, caplog: pytest.LogCaptureFixture) -> None:
+    """A national drop folder holds thousands of accepted forms: a Prefect log line each cost the
+    run 2 s; the status tables name every unit. Files with a problem keep a line each."""
+    from prefect import flow
+
+    from flows.channels import CollectReport
+    from flows.collect import SHOWN_ACCEPTED, _log_report
+    from flows.intake import Outcome, UnitOutcome
+    from flows.reader import Problem
+
+    report = CollectReport()
+    for n in range(SHOWN_ACCEPTED + 15):
+        report.outcomes.append((f"f{n}.xlsx", Outcome(n, False, [UnitOutcome(f"X{n:05d}", "2026-H1", "accepted")])))
+    refused = Problem("error", "sai.xlsx", "Thông tin", "B3", None, None, "token", "mã xác thực không đúng")
+    report.outcomes.append(("sai.xlsx", Outcome(99, False, [UnitOutcome("X99999", "2026-H1", "refused",
+                                                                         problems=[refused])])))
+    report.files = len(report.outcomes)
+
+    @flow
+    def logs() -> dict[str, Any]:
+        return _log_report(report, "folder")
+
+    caplog.set_level("INFO", logger="prefect.flow_runs")
+    result = logs()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("folder:")]
+    assert result["by_status"] == {"accepted": SHOWN_ACCEPTED + 15, "refused": 1}
+    assert "folder: refused unit X99999 period 2026-H1 — mã xác thực không đúng" in lines
+    assert sum("accepted unit" in line for line in lines) == SHOWN_ACCEPTED
+    assert "folder: 15 more files accepted or already stored (each unit's state: the status tables)" in lines
+    assert f"folder: {SHOWN_ACCEPTED + 16} file(s): {SHOWN_ACCEPTED + 15} accepted, 1 refused" in lines
