@@ -10,6 +10,7 @@ that completed come from Prefect's result cache, messages already sent are skipp
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from flows.schedules import resolve_period
 from flows.store import CycleInfo, open_cycle
 
 _builders: dict[int, FormBuilder] = {}
+_builders_lock = threading.Lock()
 
 
 class UnitsFailed(RuntimeError):
@@ -39,11 +41,14 @@ class UnitsFailed(RuntimeError):
 
 
 def _builder() -> FormBuilder:
+    """The process's form builder for the current catalogue, made once: the batches' tasks start
+    together in six threads, and each made its own (0.7 s apiece, fighting for the GIL) before."""
     cfg = runtime.config()
     key = id(cfg.catalog)
-    if key not in _builders:
-        _builders[key] = FormBuilder(cfg.catalog)
-    return _builders[key]
+    with _builders_lock:
+        if key not in _builders:
+            _builders[key] = FormBuilder(cfg.catalog)
+        return _builders[key]
 
 
 @task(name="record-cycle", persist_result=True)

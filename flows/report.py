@@ -26,7 +26,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from flows.aggregate import Figures
 from flows.calendar import Period
@@ -305,6 +305,7 @@ def _env(autoescape: bool) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates ship with the code: no stat() per sentence
     )
     env.filters.update(num=_num, pct=_pct, tpct=_tpct, r1=_r1)
     return env
@@ -315,9 +316,16 @@ def _cached_env(autoescape: bool) -> Environment:
     return _env(autoescape)
 
 
+@lru_cache(maxsize=8)
+def _template(name: str, autoescape: bool = False) -> Template:
+    """Loaded once per process and looked up without Jinja's cache lock (see templating.template):
+    a report says about a thousand sentences, from report threads running at once."""
+    return _cached_env(autoescape).get_template(name)
+
+
 def _say(macro: str, *args: Any) -> str:
     """Render one macro of report_sentences.j2 to a single line of plain text."""
-    module = _cached_env(False).get_template("report_sentences.j2").module
+    module = _template("report_sentences.j2").module
     return _SPACE.sub(" ", str(getattr(module, macro)(*args))).strip()
 
 
@@ -570,8 +578,8 @@ def render_email(ctx: ReportContext) -> tuple[str, str, bytes]:
         "proposals": text.sections.get("proposals", []),
         "correction_of": ctx.correction_of,
     }
-    plain = _cached_env(False).get_template("report_email.txt.j2").render(**variables)
-    html = _cached_env(True).get_template("report_email.html.j2").render(**variables)
+    plain = _template("report_email.txt.j2").render(**variables)
+    html = _template("report_email.html.j2", autoescape=True).render(**variables)
     return plain, html, chart_png(ctx)
 
 

@@ -7,11 +7,11 @@ formats a number by hand.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from flows import formatting
 
@@ -41,8 +41,20 @@ def environment() -> Environment:
     return env
 
 
+@cache
+def template(name: str) -> Template:
+    """The template `name`, loaded once per process.
+
+    Jinja's own cache takes a lock on every lookup. Under a flow's task threads (six building forms
+    at once) that lock convoyed: its holder waited for the GIL while the others waited for it, and
+    the lookups took more of the open-period run than rendering did. Templates ship with the code
+    and do not change while it runs, so each is looked up here without a lock.
+    """
+    return environment().get_template(name)
+
+
 def render(name: str, **context: Any) -> str:
-    return environment().get_template(name).render(**context)
+    return template(name).render(**context)
 
 
 def render_mail(name: str, **context: Any) -> tuple[str, str, str]:
