@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -75,8 +75,23 @@ class Figures:
     numbers (so a cut of the same count is exactly ``-change``); None when last year's total is 0."""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able copy (no NaN, no numpy types): the documented `baocao figures` format."""
-        return asdict(self)
+        """A JSON-able copy (no NaN, no numpy types): the documented `baocao figures` format.
+
+        What ``dataclasses.asdict`` gives (a test compares them), without its ``deepcopy`` of every
+        string and number: the fields hold only dicts, lists and immutable values, and a ministry's
+        figures carry every unit's words (asdict took 0.3 s for them, twice per report).
+        """
+        return {f.name: _plain_copy(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_copy(v) for v in value)
+    return value
 
 
 # ----------------------------------------------------------------------------- input checks

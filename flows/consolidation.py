@@ -52,7 +52,7 @@ def frames(db: Database, cycle: CycleInfo, today: date | None = None) -> tuple[p
     The aggregation's request states: `accepted` (with `on_time`), `late` for a unit whose
     deadline has passed with nothing accepted, `exempt`, and the others as they are.
     """
-    with db.session() as s:
+    with db.reading() as s:
         reqs = s.execute(select(Request.unit_code, Request.parent_code, Request.role, Request.state, Request.on_time,
                                 Request.deadline, Request.accepted_submission_id)
                          .where(Request.cycle_id == cycle.id)).all()
@@ -91,7 +91,7 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
     None when no task is assigned in the subtree (the report then has no task table).
     """
     below = set(cfg.hierarchy.subtree_codes(unit))
-    with db.session() as s:
+    with db.reading() as s:
         assigned = [a for a in s.execute(select(TaskAssignment.task_id, TaskAssignment.unit_code)).all()
                     if a.unit_code in below]
         if not assigned:
@@ -154,7 +154,7 @@ def due_units(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, r
     """Consolidators whose report is due now and not yet made, children before parents."""
     plan = cfg.plan(cycle.plan)
     today = cfg.calendar.local_date(as_of)
-    with db.session() as s:
+    with db.reading() as s:
         reqs = {r.unit_code: r for r in s.scalars(select(Request).where(Request.cycle_id == cycle.id))}
         reported = set(s.scalars(select(Report.unit_code).where(Report.cycle_id == cycle.id)))
     out = []
@@ -249,7 +249,7 @@ def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures:
     `pool` renders it in another process (many reports at once on every core); the rest is the same.
     """
     today = cfg.calendar.local_date(as_of)
-    with db.session() as s:
+    with db.reading() as s:
         previous = s.scalar(select(func.max(Report.version)).where(Report.cycle_id == cycle.id, Report.unit_code == unit))
     version = (previous or 0) + 1
     tasks = task_table(db, cfg, cycle, unit, today)
@@ -268,11 +268,12 @@ def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures:
     subject = (f"[{cycle.period}] {'ĐÍNH CHÍNH — ' if correction and previous else ''}Báo cáo kết quả thực hiện "
                f"Kết luận 226-KL/TW {period.label_vi} — {name}")
     base = f"BaoCao_{cycle.period}_{unit}_v{version}"
+    kept = figures[unit].to_dict()  # before the write lock: other reports' threads wait for it
     with db.session() as s:
         docx_id = outbox.store_blob(s, rendered.docx)
         xlsx_id = outbox.store_blob(s, rendered.xlsx)
         report = Report(cycle_id=cycle.id, unit_code=unit, version=version, correction=bool(correction and previous),
-                        figures=figures[unit].to_dict(), docx_blob_id=docx_id, xlsx_blob_id=xlsx_id, created_at=utcnow())
+                        figures=kept, docx_blob_id=docx_id, xlsx_blob_id=xlsx_id, created_at=utcnow())
         s.add(report)
         s.flush()
         outbox.enqueue(
@@ -287,7 +288,7 @@ def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures:
 
 
 def report_files(db: Database, report_id: int) -> tuple[bytes, bytes]:
-    with db.session() as s:
+    with db.reading() as s:
         r = s.get(Report, report_id)
         assert r is not None
         return s.get(Blob, r.docx_blob_id).content, s.get(Blob, r.xlsx_blob_id).content  # type: ignore[union-attr]

@@ -300,6 +300,9 @@ class TaskReport(Base):
 
 
 # ----------------------------------------------------------------------------- engine
+READ_ONLY = "baocao_read_only"  # execution option of Database.reading()'s connections
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine tuned for the single-process default as well as PostgreSQL.
 
@@ -322,7 +325,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin_immediate(conn: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                # Database.reading(): a snapshot (WAL), no write lock, and a write fails loudly.
+                conn.exec_driver_sql("PRAGMA query_only=1")
+                conn.exec_driver_sql("BEGIN")
+                return
             # Take the write lock at BEGIN: no deadlock between two readers that both upgrade.
+            conn.exec_driver_sql("PRAGMA query_only=0")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -339,6 +348,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -349,6 +359,18 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only; what it loaded stays readable after it closes.
+
+        On SQLite every other session takes the write lock at BEGIN (see make_engine); a national
+        consolidation's report threads then queued behind each other's writes only to read (13 s of
+        waiting over one run, up to a second at a time, while render slots stood free). This one
+        reads a snapshot without the lock; a write in it fails ("attempt to write a readonly database").
+        """
+        with self._reader() as session:  # closed, not committed: the pool rolls the connection back
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

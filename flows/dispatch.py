@@ -70,7 +70,7 @@ def previous_year_values(db: Database, units: Sequence[str], period: Period) -> 
     """Each unit's accepted counts of the same period last year (the form's `Cùng kỳ năm trước`)."""
     last = period.same_period_last_year().code
     out: dict[str, dict[str, int | None]] = {}
-    with db.session() as s:
+    with db.reading() as s:
         rows = s.execute(
             select(Submission.unit_code, Value.indicator, Value.number)
             .join(Value, Value.submission_id == Submission.id)
@@ -88,7 +88,7 @@ def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, l
     the form of whichever cycle reaches them, and the city's report shows them.
     """
     out: dict[str, list[FormTask]] = {}
-    with db.session() as s:
+    with db.reading() as s:
         # One-off tasks already reported done are not asked again; recurring ones ("Thường xuyên",
         # "Hàng năm") and unfinished ones are.
         done = tasks_done_elsewhere(s, units, period.code)
@@ -114,7 +114,7 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
     h = cfg.hierarchy
     start, end = cfg.calendar.cutoff_window(period)
     result = Prepared()
-    with db.session() as s:
+    with db.reading() as s:
         reqs = {r.unit_code: r for r in s.scalars(
             select(Request).where(Request.cycle_id == cycle.id, Request.unit_code.in_(list(units))))}
         have = set(s.scalars(select(OutboxMessage.key).where(
@@ -185,7 +185,7 @@ def _write(db: Database, messages: dict[str, dict[str, Any]], result: Prepared) 
 
 
 def _children_deadline(db: Database, cycle_id: int, unit: str) -> date | None:
-    with db.session() as s:
+    with db.reading() as s:
         return s.scalar(select(func.min(Request.deadline)).where(Request.cycle_id == cycle_id,
                                                                  Request.parent_code == unit))
 

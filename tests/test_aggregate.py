@@ -299,6 +299,24 @@ def test_to_dict_is_json_and_has_the_documented_keys():
     assert d["derived"]["TL_TT"]["value"] == pytest.approx(70.0)
 
 
+def test_to_dict_gives_what_asdict_gives_and_shares_nothing_with_the_figures():
+    """to_dict copies without dataclasses.asdict's deepcopy of every leaf (a ministry's figures
+    carry every unit's words); the result must be the same, and a deep copy all the same."""
+    import dataclasses
+
+    h, cat = flat("A", "B"), mini_catalog()
+    v = values({"A": {"HN_TONG": (10, 12), "HN_TRUC_TUYEN": 7}, "B": {"HN_TONG": 4}})
+    root = consolidate_unit("R", h, cat, v, all_accepted(h, "R"), period="2026-H1")
+    root.texts = {"HAN_CHE": [{"unit": "A", "name": "Đơn vị A", "text": "Thiếu người"}]}
+    d = root.to_dict()
+    assert d == dataclasses.asdict(root)
+    d["texts"]["HAN_CHE"][0]["text"] = "đã sửa"
+    d["derived"]["TL_TT"]["children_met"].append("Z")
+    d["missing"].append("Z")
+    assert root.texts["HAN_CHE"][0]["text"] == "Thiếu người"
+    assert "Z" not in root.derived["TL_TT"]["children_met"] and "Z" not in root.missing
+
+
 def test_bad_inputs_are_refused():
     h, cat = flat("A"), mini_catalog()
     dup = values({"A": {"HN_TONG": 1}})

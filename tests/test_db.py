@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError
 
 from flows.calendar import Period
 from flows.db import Database, Request
@@ -69,3 +70,45 @@ def test_set_state_refuses_a_lost_update(db, cfg):
 def test_plan_that_does_not_cover_the_period_is_refused(db, cfg):
     with pytest.raises(ValueError, match="does not report Q1"):
         open_cycle(db, cfg, Period(2026, "Q1"), "tu-ky")
+
+
+def test_a_reading_session_does_not_wait_for_a_writer_and_cannot_write(tmp_path) -> None:  # noqa: ANN001
+    """SQLite: Database.session() takes the write lock at BEGIN; Database.reading() reads a snapshot
+    without it (report threads had queued behind each other's writes only to read), and refuses writes."""
+    import threading
+
+    from sqlalchemy import text
+
+    from flows.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    with db.session() as s:
+        s.execute(text("CREATE TABLE t (x INTEGER)"))
+        s.execute(text("INSERT INTO t VALUES (1)"))
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.session() as s:
+            s.execute(text("INSERT INTO t VALUES (2)"))
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with db.reading() as s:
+            seen = s.execute(text("SELECT x FROM t ORDER BY x")).scalars().all()
+        # The snapshot before the writer's row, read while it holds the lock: a session() would wait
+        # for the lock until the writer gave up waiting (10 s) and committed, then see [1, 2].
+        assert seen == [1]
+        with db.reading() as s, pytest.raises(OperationalError, match="readonly"):
+            s.execute(text("INSERT INTO t VALUES (3)"))
+    finally:
+        release.set()
+        thread.join()
+    with db.session() as s:  # a connection used for reading writes again in a normal session
+        s.execute(text("INSERT INTO t VALUES (4)"))
+    with db.reading() as s:
+        assert s.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 2, 4]
+    db.dispose()
