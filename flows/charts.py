@@ -21,6 +21,7 @@ from io import BytesIO
 from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
@@ -67,7 +68,8 @@ def _short(name: str, width: int = 30) -> str:
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     out = BytesIO()
-    fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+    # zlib level 1 (PIL's default is 6): about the same size for these flat colours, less time
+    fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return out.getvalue()
 
 
@@ -96,7 +98,12 @@ def chart_png(ctx: ReportContext) -> bytes:
             BLUE if i == 0 else (GREEN if f.derived[code]["met"] else RED if f.derived[code]["met"] is False else GREY)
             for i, f in enumerate(rows)
         ]
-        ax.barh(y, [v or 0 for v in values], color=colours, height=0.7)
+        # One collection of rectangles instead of barh's patch per bar (the bars' patches were a
+        # third of the chart's time); the same picture, pixel for pixel: bars 0.7 high, no edge.
+        ax.add_collection(PolyCollection(
+            [[(0, yi - 0.35), (v or 0, yi - 0.35), (v or 0, yi + 0.35), (0, yi + 0.35)]
+             for yi, v in zip(y, values, strict=True)],
+            facecolors=colours, edgecolors="none", linewidths=0))
         top = max([100.0, *(v for v in values if v is not None)]) * 1.12
         ax.set_xlim(0, top)
         for yi, v in zip(y, values, strict=True):

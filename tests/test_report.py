@@ -391,3 +391,28 @@ def test_module_paths_exist():
 
     assert DOCX_TEMPLATE.exists() and (TEMPLATES_DIR / "report_sentences.j2").exists()
     assert Path(TEMPLATES_DIR / "make_report_template.py").exists()
+
+
+def test_chart_bars_are_drawn_in_the_colour_of_each_unit_s_result(haiphong):
+    """The bars are one collection of rectangles per panel (cheaper than a patch per bar): each row's
+    bar must be there, blue for the consolidated figure, green for a target met, red for one missed."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from flows.charts import BLUE, GREEN, RED
+
+    codes = chart_derived(haiphong.figures)
+    shown, _ = chart_units(haiphong, codes)
+    pixels = np.asarray(Image.open(io.BytesIO(chart_png(haiphong))).convert("RGB")).reshape(-1, 3)
+
+    def count(colour: str) -> int:
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        return int((pixels == rgb).all(axis=1).sum())
+
+    met = sum(1 for f in shown for c in codes if f.derived[c]["met"] is True and f.derived[c]["value"])
+    missed = sum(1 for f in shown for c in codes if f.derived[c]["met"] is False and f.derived[c]["value"])
+    assert count(BLUE) > 0
+    assert (count(GREEN) > 0) == (met > 0) and (count(RED) > 0) == (missed > 0)
+    assert count(RED) > missed * 20  # each missed bar is a solid block, not a line
