@@ -1,13 +1,14 @@
-"""The `consolidate` flow: bottom-up, each level's report when its time comes, sent up the chain.
+"""The `consolidate` flow: each level's report when its time comes, sent up the chain.
 
 The figures of the whole tree are computed in one pass (fast, pure pandas); then every
 consolidator that is due renders its report and writes its message, one task per unit (a national
 cycle has 39). With many reports due, the tasks run at once and render in a process pool
 (:mod:`flows.renderpool`): a report is CPU-bound, so that is what uses every core. A report needs
 only the figures, not its children's reports, so the costliest start first (the ministry's, whose
-appendix lists every unit's words, takes several times a province's; started last, it ran alone on
-one core); the reports are sent a level at a time, deepest first, whatever order they were made in. A unit that fails is named and the run ends Failed;
-its Retry redoes only what is missing (reports already made are not made again).
+appendix lists every unit's words, takes several times a province's; started last, it ran alone
+on one core). The reports are sent a level at a time, deepest first, whatever order they were made
+in. A unit that fails is named and the run ends Failed; its Retry redoes only what is missing
+(reports already made are not made again).
 """
 
 from __future__ import annotations
