@@ -98,8 +98,8 @@ def chart_png(ctx: ReportContext) -> bytes:
             BLUE if i == 0 else (GREEN if f.derived[code]["met"] else RED if f.derived[code]["met"] is False else GREY)
             for i, f in enumerate(rows)
         ]
-        # One collection of rectangles instead of barh's patch per bar (the bars' patches were a
-        # third of the chart's time); the same picture, pixel for pixel: bars 0.7 high, no edge.
+        # One collection of rectangles instead of barh's patch per bar (with the PNG's lighter
+        # compression below, a third of the chart's time less); the same picture, pixel for pixel.
         ax.add_collection(PolyCollection(
             [[(0, yi - 0.35), (v or 0, yi - 0.35), (v or 0, yi + 0.35), (0, yi + 0.35)]
              for yi, v in zip(y, values, strict=True)],

@@ -442,10 +442,6 @@ def _header_line(name: str, value: str) -> bytes:
     return _SMTP.fold_binary(name, _POLICY.header_store_parse(name, value)[1])
 
 
-def _fold(name: str, value: Any) -> bytes:
-    return _SMTP.fold_binary(name, value)
-
-
 def _base64_body(data: bytes) -> bytes:
     """email.contentmanager's base64 body (lines of 76), CRLF line ends, in one C call and slices."""
     if not data:
@@ -488,7 +484,7 @@ def _file_part(att: Attachment) -> bytes:
         part = EmailMessage(policy=_POLICY)
         part["Content-Disposition"] = "attachment"
         part.set_param("filename", name, header="Content-Disposition", replace=True)
-        disposition_line = _fold("Content-Disposition", dict(part.raw_items())["Content-Disposition"])
+        disposition_line = _SMTP.fold_binary("Content-Disposition", dict(part.raw_items())["Content-Disposition"])
     return (_header_line("Content-Type", f"{maintype}/{subtype}") + _header_line("Content-Transfer-Encoding", "base64")
             + disposition_line + _header_line("MIME-Version", "1.0") + _CRLF + _base64_body(att.content))
 
@@ -512,7 +508,7 @@ def flatten_mail(mail: Mail, *, domain: str = "baocao.example",
     inline = [a for a in mail.attachments if a.inline_cid and mail.html is not None]
     if inline:
         return sender, rcpts, None
-    top = b"".join(_fold(name, value) for name, value in headers)
+    top = b"".join(_SMTP.fold_binary(name, value) for name, value in headers)
     if mail.html is None and not mail.attachments:  # one text part: its headers are the message's
         return sender, rcpts, top + _text_part(mail.text, "plain", mime_version=True)
     ctype, body = _multipart("alternative", [_text_part(mail.text, "plain", mime_version=False),

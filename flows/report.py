@@ -319,7 +319,8 @@ def _cached_env(autoescape: bool) -> Environment:
 @lru_cache(maxsize=8)
 def _template(name: str, autoescape: bool = False) -> Template:
     """Loaded once per process and looked up without Jinja's cache lock (see templating.template):
-    a report says about a thousand sentences, from report threads running at once."""
+    a report says about a thousand sentences, from report threads running at once. The templates
+    of one autoescape setting share one environment."""
     return _cached_env(autoescape).get_template(name)
 
 
