@@ -436,13 +436,15 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     as_of = at(cfg, date(2026, 6, 11), 17)  # the city's time: 1 working day after 09/6 is 10/6
     result = consolidate(period=PERIOD, plan="national", root="T31", as_of=as_of)
     assert result[f"{PERIOD}/national/T31"] == {"reports": ["X10714", "T31"], "sent": 2, "failed": {}}
-    assert rendered_there == ["X10714", "T31"]  # the first run's one report (X11074) was rendered in-process
+    # Both rendered in the pool's processes, each once (the first run's one report, X11074, was rendered
+    # in-process). They render at once, the costliest first, so either may finish first.
+    assert sorted(rendered_there) == ["T31", "X10714"]
 
-    # Children before parents: Nhị Chiểu's report was made and delivered before the city's.
+    # Children before parents: Nhị Chiểu's report was delivered before the city's, whichever was made first.
     mails = report_mails(app)
     assert [m.message["X-Baocao-Unit"] for m in mails] == ["X11074", "X10714", "T31"]
     by_unit = {r.unit_code: r for r in reports(app)}
-    assert by_unit["X11074"].id < by_unit["X10714"].id < by_unit["T31"].id
+    assert by_unit["X11074"].id < min(by_unit["X10714"].id, by_unit["T31"].id)
     city_mail = mails[2]
     assert set(city_mail.rcpt_tos) == {*h["BNV"].coordinator_emails, *h["BNV"].head_emails,
                                        *h["T31"].coordinator_emails}
