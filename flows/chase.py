@@ -11,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import dashboards, outbox, runtime
+from flows.limits import smtp_limited
 from flows.reminders import chase_cycle
 from flows.store import CycleInfo, open_cycles
 
@@ -27,7 +28,7 @@ def chase_one(cycle: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
              "recipients": ", ".join(a.recipients + a.cc), "children": ", ".join(a.units)} for a in actions]
 
 
-@task(name="send-chase", cache_policy=NO_CACHE, tags=["smtp"])
+@task(name="send-chase", cache_policy=NO_CACHE)
 def send_chase() -> dict[str, Any]:
     cfg = runtime.config()
     delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["reminder", "overdue", "escalation"])
@@ -44,7 +45,7 @@ def chase(as_of: datetime | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for info in open_cycles(runtime.database(cfg)):
         rows += chase_one(info.__dict__, as_of)
-    sent = send_chase()
+    sent = smtp_limited(send_chase)()
     create_table_artifact(key="chase-actions", table=rows or [{"stage": "", "unit": "", "name": "nothing owed today",
                                                                "recipients": "", "children": ""}],
                           description=f"Chase actions on {cfg.calendar.local_date(as_of):%d/%m/%Y}")

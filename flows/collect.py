@@ -16,6 +16,7 @@ from prefect.states import State
 
 from flows import dashboards, outbox, runtime
 from flows.channels import CollectReport, collect_folder, collect_mailbox
+from flows.limits import smtp_limited
 from flows.mailbox import MailboxLoginError
 
 SHOWN_ACCEPTED = 20
@@ -71,7 +72,7 @@ def read_folder(as_of: datetime | None) -> dict[str, Any]:
     return _log_report(collect_folder(runtime.database(cfg), cfg, as_of=as_of), "folder")
 
 
-@task(name="send-replies", cache_policy=NO_CACHE, tags=["smtp"])
+@task(name="send-replies", cache_policy=NO_CACHE)
 def send_replies() -> dict[str, Any]:
     cfg = runtime.config()
     delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["receipt", "problems", "returned"])
@@ -88,6 +89,6 @@ def collect(as_of: datetime | None = None, mailbox: bool = True, folder: bool = 
         result["mailbox"] = read_mailbox(as_of)
     if folder:
         result["folder"] = read_folder(as_of)
-    result["replies"] = send_replies()
+    result["replies"] = smtp_limited(send_replies)()
     dashboards.publish_progress(as_of)
     return result

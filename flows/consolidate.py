@@ -26,6 +26,7 @@ from prefect.utilities.annotations import quote
 from flows import dashboards, outbox, runtime
 from flows.aggregate import Figures
 from flows.consolidation import costliest_first, due_units, figures_for, make_report
+from flows.limits import smtp_limited
 from flows.renderpool import RenderPool
 from flows.store import CycleInfo, find_cycle, open_cycles
 
@@ -50,7 +51,7 @@ def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict
     return report_id
 
 
-@task(name="send-reports", cache_policy=NO_CACHE, tags=["smtp"])
+@task(name="send-reports", cache_policy=NO_CACHE)
 def send_reports(cycle: dict[str, Any]) -> dict[str, Any]:
     """Send the reports waiting in the outbox, deepest level first, one level at a time.
 
@@ -99,7 +100,7 @@ def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = No
             failed[unit] = str(state.message)
         else:
             made.append(unit)
-    sent = send_reports(cycle.__dict__)
+    sent = smtp_limited(send_reports)(cycle.__dict__)
     failed.update(sent["failed"])
     return {"reports": made, "sent": sent["sent"], "failed": failed}
 

@@ -24,6 +24,7 @@ from prefect.futures import wait
 from flows import dispatch, outbox, runtime
 from flows.calendar import Period
 from flows.forms import FormBuilder
+from flows.limits import smtp_limited
 from flows.schedules import resolve_period
 from flows.store import CycleInfo, open_cycle
 
@@ -73,7 +74,7 @@ def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[s
     return {"written": len(result.written), "already": len(result.already)}
 
 
-@task(name="send-requests", cache_policy=NO_CACHE, tags=["smtp"])
+@task(name="send-requests", cache_policy=NO_CACHE)
 def send_requests(cycle: dict[str, Any], units: list[str]) -> dict[str, Any]:
     """Send the requests of these units still pending or failed, higher levels first."""
     cfg = runtime.config()
@@ -124,7 +125,7 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
         if future.state.is_failed():
             exc = future.state.result(raise_on_failure=False)
             failed.update(exc.failed if isinstance(exc, UnitsFailed) else {units[0]: str(exc)})
-    sent = send_requests(cycle, [top] if fan_out else [u for b in batches for u in b])
+    sent = smtp_limited(send_requests)(cycle, [top] if fan_out else [u for b in batches for u in b])
     failed.update(sent["failed"])
     children_runs: dict[str, str] = {}
     if fan_out:

@@ -27,6 +27,7 @@ from flows.migrate import upgrade
 from flows.store import sync_units
 from tests.conftest import App, app_env
 from tests.test_intake import DEPARTMENTS, ON_TIME, TuKy, open_tu_ky
+from tests.test_limits import smtp_limit  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,26 @@ def test_the_drop_folder_takes_files_in_and_moves_them_to_done_or_failed(tu_ky: 
     # note, tied to no unit and no sender, gets none.
     replies = {m.rcpt_tos[0]: m.message["X-Baocao-Kind"] for m in tu_ky.replies()}
     assert replies == {tu_ky.coordinator("X11074-VP"): "receipt", tu_ky.coordinator("X11074-KT"): "problems"}
+
+
+def test_replies_are_sent_under_the_smtp_concurrency_limit_when_one_exists(tu_ky: TuKy, smtp_limit: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import TaskRun
+
+    good, _ = tu_ky.fill("X11074-VP")
+    (dropbox(tu_ky) / "van-phong.xlsx").write_bytes(good)
+
+    state = tu_ky.collect(ON_TIME, mailbox=False, return_state=True)
+
+    assert state.result()["replies"] == {"sent": 1, "failed": 0}
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/task_runs/filter", json={
+            "flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}},
+            "limit": 10, "offset": 0, "sort": "EXPECTED_START_TIME_ASC"})
+        runs = TaskRun.model_validate_list(response.json())
+        assert client.read_global_concurrency_limit_by_name(smtp_limit).active_slots == 0  # released
+    tags = {run.task_key.rsplit("-", 1)[0]: run.tags for run in runs}
+    assert tags == {"read_folder": [], "send_replies": ["smtp"]}
 
 
 # ----------------------------------------------------------------------------------------- a collector killed
