@@ -108,6 +108,22 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def smtp_limit() -> Iterator[str]:
+    """A concurrency limit of 1 on the `smtp` tag, as `prefect concurrency-limit create smtp 1` makes."""
+    from prefect.client.orchestration import get_client
+
+    from flows.limits import SMTP_TAG
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=SMTP_TAG, concurrency_limit=1)
+    try:
+        yield f"tag:{SMTP_TAG}"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(SMTP_TAG)
+
+
 # ----------------------------------------------------------------------------- the whole application
 class App:
     """The application wired to real servers on loopback, for flow and integration tests."""

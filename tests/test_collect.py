@@ -27,7 +27,6 @@ from flows.migrate import upgrade
 from flows.store import sync_units
 from tests.conftest import App, app_env
 from tests.test_intake import DEPARTMENTS, ON_TIME, TuKy, open_tu_ky
-from tests.test_limits import smtp_limit  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,6 @@ it costs a 503 and a 2 s client retry: see flows/limits.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from prefect import flow, task
 from prefect.client.orchestration import get_client
@@ -16,18 +14,6 @@ from prefect.context import TaskRunContext
 from flows.limits import SMTP_TAG, smtp_limited, tag_has_limit
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-@pytest.fixture
-def smtp_limit() -> Iterator[str]:
-    """A concurrency limit of 1 on the `smtp` tag, as `prefect concurrency-limit create smtp 1` makes."""
-    with get_client(sync_client=True) as client:
-        client.create_concurrency_limit(tag=SMTP_TAG, concurrency_limit=1)
-    try:
-        yield f"tag:{SMTP_TAG}"
-    finally:
-        with get_client(sync_client=True) as client:
-            client.delete_concurrency_limit_by_tag(SMTP_TAG)
 
 
 def active_slots(name: str) -> int:
