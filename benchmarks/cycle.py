@@ -54,7 +54,7 @@ from flows.db import Blob, Database, OutboxMessage, Report, Request, Submission
 from flows.forms import FormBuilder, FormSpec
 from flows.migrate import upgrade
 from flows.plans import open_at
-from flows.renderpool import RenderPool
+from flows.renderpool import REPORT_THREADS, RenderPool
 from flows.simulate import figures as draw_figures
 from flows.store import CycleInfo, find_cycle, open_cycle, sync_units
 from flows.taskbook import import_appendix
@@ -342,10 +342,10 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
         figures = consolidate_tree(cycle.root, h, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
     for f in figures.values():
         f.period = cycle.period
-    with clock("reports", profile=f"{tag}-reports"):  # as the flow does: all at once, costliest first, in processes
+    with clock("reports", profile=f"{tag}-reports"):  # as the flow does: costliest first, in processes
         pool = RenderPool.for_reports(len(due))
         try:
-            with ThreadPoolExecutor(max_workers=4) as threads:
+            with ThreadPoolExecutor(max_workers=REPORT_THREADS) as threads:
                 list(threads.map(lambda unit: make_report(db, cfg, cycle, unit, figures, when.consolidate_at,
                                                           pool=pool), costliest_first(cfg, due)))
         finally:

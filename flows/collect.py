@@ -89,6 +89,7 @@ def collect(as_of: datetime | None = None, mailbox: bool = True, folder: bool = 
         result["mailbox"] = read_mailbox(as_of)
     if folder:
         result["folder"] = read_folder(as_of)
-    result["replies"] = smtp_limited(send_replies)()
+    replies = smtp_limited(send_replies).submit()  # the dashboards are published while the replies go out
     dashboards.publish_progress(as_of)
+    result["replies"] = replies.result()
     return result

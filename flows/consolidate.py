@@ -21,13 +21,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows import dashboards, outbox, runtime
 from flows.aggregate import Figures
 from flows.consolidation import costliest_first, due_units, figures_for, make_report
 from flows.limits import smtp_limited
-from flows.renderpool import RenderPool
+from flows.renderpool import REPORT_THREADS, RenderPool
 from flows.store import CycleInfo, find_cycle, open_cycles
 
 _render_pools: dict[int, RenderPool] = {}  # cycle id -> the processes rendering its reports in this run
@@ -105,7 +106,7 @@ def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = No
     return {"reports": made, "sent": sent["sent"], "failed": failed}
 
 
-@flow(name="consolidate")
+@flow(name="consolidate", task_runner=ThreadPoolTaskRunner(max_workers=REPORT_THREADS))
 def consolidate(period: str | None = None, plan: str | None = None, root: str | None = None,
                 as_of: datetime | None = None, resend: str | None = None) -> dict[str, Any]:
     """Consolidate every open cycle (or the one named) whose units are due; `resend` makes a correction."""

