@@ -46,7 +46,6 @@ from benchmarks.servers import SinkClient, start_imap
 from benchmarks.units import FastFiller
 from flows import dispatch, outbox, runtime
 from flows.aggregate import consolidate_tree
-from flows.calendar import Period
 from flows.channels import collect_folder, collect_mailbox
 from flows.config import Config
 from flows.consolidation import costliest_first, due_units, frames, make_report
@@ -55,6 +54,7 @@ from flows.forms import FormBuilder, FormSpec
 from flows.migrate import upgrade
 from flows.plans import open_at
 from flows.renderpool import REPORT_THREADS, RenderPool
+from flows.reporting_calendar import Period
 from flows.simulate import figures as draw_figures
 from flows.store import CycleInfo, find_cycle, open_cycle, sync_units
 from flows.taskbook import import_appendix

@@ -30,8 +30,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.calendar import Due, DuePhraseError, parse_due_phrase
 from flows.hierarchy import Hierarchy
+from flows.reporting_calendar import Due, DuePhraseError, parse_due_phrase
 
 # ----------------------------------------------------------------------------- data types
 

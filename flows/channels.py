@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from flows.config import Config
 from flows.db import Database, MailboxCursor, ProcessedMessage, utcnow
+from flows.inbox import ImapSettings, MailboxError, attachments, fetch_since, sender_address
 from flows.intake import Incoming, Outcome, take_in, take_in_batch
-from flows.mailbox import ImapSettings, MailboxError, attachments, fetch_since, sender_address
 from flows.readpool import Job, ReadPool, cores
 from flows.store import insert_ignore
 

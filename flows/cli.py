@@ -18,9 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.calendar import Period, PeriodError
 from flows.config import Config, ConfigError, check, load_config
 from flows.formatting import date_vi
+from flows.reporting_calendar import Period, PeriodError
 
 if TYPE_CHECKING:
     from flows.aggregate import Figures

@@ -16,8 +16,8 @@ from prefect.states import State
 
 from flows import dashboards, outbox, runtime
 from flows.channels import CollectReport, collect_folder, collect_mailbox
+from flows.inbox import MailboxLoginError
 from flows.limits import smtp_limited
-from flows.mailbox import MailboxLoginError
 
 SHOWN_ACCEPTED = 20
 """Accepted files named one by one in a run's log; beyond that they are counted (the status tables

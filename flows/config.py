@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from flows.calendar import KINDS, CalendarSettings, Period, WorkCalendar
 from flows.catalog import DERIVED_KINDS, INDICATOR_KINDS, OPS, Catalog, Derived, Group, Indicator, Relation
 from flows.hierarchy import LEVELS, Hierarchy, Unit
 from flows.plans import NONWORKING_RULES, DeadlineRule, Plan, ReminderPolicy, ScheduleError, unit_deadlines
+from flows.reporting_calendar import KINDS, CalendarSettings, Period, WorkCalendar
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "BAOCAO_"

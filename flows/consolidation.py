@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 
 from flows import outbox
 from flows.aggregate import Figures, consolidate_tree
-from flows.calendar import Period
 from flows.config import Config
 from flows.db import (
     Blob,
@@ -35,6 +34,7 @@ from flows.db import (
     utcnow,
 )
 from flows.report import ReportContext, issuer_lines_for, place_for, render_docx, render_email, render_xlsx
+from flows.reporting_calendar import Period
 from flows.store import CycleInfo, tasks_done_elsewhere
 
 if TYPE_CHECKING:

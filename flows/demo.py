@@ -119,7 +119,6 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
     import pendulum
 
     from flows import outbox, runtime
-    from flows.calendar import Period
     from flows.chase import chase
     from flows.collect import collect
     from flows.consolidate import consolidate
@@ -131,6 +130,7 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
     from flows.open_period import open_period
     from flows.plans import open_at
     from flows.report import render_all
+    from flows.reporting_calendar import Period
     from flows.simulate import figures as draw_figures
     from flows.simulate import fill_form
     from flows.status import status_json

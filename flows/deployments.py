@@ -3,8 +3,12 @@
 `baocao serve` runs every deployment in this process (the embedded default: a local Prefect,
 SQLite). `baocao deploy --pool NAME` registers them with a Prefect server for workers of a process
 work pool (production: Prefect server on PostgreSQL, several workers). Global concurrency limits
-keep a large cycle from flooding the SMTP server: every task that sends mail carries the `smtp`
-tag, limited with `prefect concurrency-limit create smtp N`.
+keep a large cycle from flooding the SMTP server: `prefect concurrency-limit create smtp N` limits
+every task that sends mail (they carry the `smtp` tag when such a limit exists: flows/limits.py).
+
+A deployment names its flow by module (`flows.collect.collect`), not by file (`flows/collect.py`):
+loading a flow from its file puts `flows/` on the run's `sys.path`, where our modules would stand in
+for the standard library's in every process the run starts, and imports each module twice.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 
 from flows.config import PROJECT_DIR, Config
 from flows.schedules import ScheduleSpec, specs
@@ -39,8 +44,13 @@ def runner_deployments(cfg: Config, year: int | None = None) -> list[Any]:
             kwargs["schedules"] = [Cron(spec.cron, timezone=tz)]
         if spec.parameters:
             kwargs["parameters"] = spec.parameters
-        out.append(flow_object(spec.flow).to_deployment(**kwargs))
+        out.append(runner_deployment(spec.flow, **kwargs))
     return out
+
+
+def runner_deployment(flow: str, **kwargs: Any) -> Any:
+    """A deployment of the flow named `flow` (`collect`, ...) to serve from this process."""
+    return flow_object(flow).to_deployment(entrypoint_type=EntrypointType.MODULE_PATH, **kwargs)
 
 
 def serve(cfg: Config, year: int | None = None) -> None:
@@ -56,7 +66,7 @@ async def deploy_one(flow: str, name: str, work_pool: str, *, cron: str | None =
     dep = await flow_object(flow).ato_deployment(
         name=name, parameters=parameters or {}, description=description, tags=["baocao"],
         schedules=[Cron(cron, timezone=timezone)] if cron else None,
-        job_variables={"working_dir": str(PROJECT_DIR)},
+        job_variables={"working_dir": str(PROJECT_DIR)}, entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return str(await dep.apply(work_pool_name=work_pool))
 

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 
 from flows import outbox
-from flows.calendar import Period
 from flows.config import Config
 from flows.db import Database, OutboxMessage, Request, Submission, Task, TaskAssignment, Value, utcnow
 from flows.forms import FormBuilder, FormSpec, FormTask, form_filename
 from flows.hierarchy import Unit
+from flows.reporting_calendar import Period
 from flows.store import CycleInfo, tasks_done_elsewhere
 from flows.templating import render_mail
 from flows.tokens import make_token

@@ -46,9 +46,9 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Si
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from flows.calendar import Period
 from flows.catalog import Catalog
 from flows.hierarchy import Unit
+from flows.reporting_calendar import Period
 
 __all__ = [
     "COUNT_HEADERS",

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from flows import outbox
-from flows.calendar import Period, PeriodError
 from flows.config import Config
 from flows.db import (
     Cycle,
@@ -38,6 +37,7 @@ from flows.db import (
 )
 from flows.formatting import number_vi
 from flows.reader import Problem, Submitted, read_submission
+from flows.reporting_calendar import Period, PeriodError
 from flows.store import StaleState, audit, set_state, set_states
 from flows.templating import render_mail
 from flows.tokens import verify_token

@@ -23,10 +23,10 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dispatch, outbox, runtime
-from flows.calendar import Period
 from flows.forms import FormBuilder
 from flows.limits import smtp_limited
 from flows.readpool import cores
+from flows.reporting_calendar import Period
 from flows.schedules import resolve_period
 from flows.store import CycleInfo, open_cycle
 

@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from flows import outbox
-from flows.calendar import Period
 from flows.config import Config
 from flows.db import Cycle, Database, Request, Submission, utcnow
+from flows.reporting_calendar import Period
 from flows.store import audit, set_state
 from flows.templating import render_mail
 

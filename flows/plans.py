@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from flows.calendar import Period, WorkCalendar
 from flows.hierarchy import Hierarchy, Unit
+from flows.reporting_calendar import Period, WorkCalendar
 
 NONWORKING_RULES = ("previous", "next", "keep")
 

@@ -39,7 +39,6 @@ from typing import Any, Literal
 
 import python_calamine
 
-from flows.calendar import Period, PeriodError
 from flows.catalog import Catalog
 from flows.formatting import number_vi, parse_vi_int
 from flows.forms import (
@@ -55,6 +54,7 @@ from flows.forms import (
     TASK_HEADERS,
     TEXT_HEADERS,
 )
+from flows.reporting_calendar import Period, PeriodError
 from flows.tokens import token_version
 
 __all__ = [

@@ -18,7 +18,6 @@ from datetime import date, datetime
 from sqlalchemy import select
 
 from flows import outbox
-from flows.calendar import Period
 from flows.config import Config
 from flows.db import (
     AuditEvent,
@@ -31,6 +30,7 @@ from flows.db import (
     TaskReport,
 )
 from flows.plans import Plan
+from flows.reporting_calendar import Period
 from flows.store import CycleInfo, audit
 from flows.templating import render_mail
 

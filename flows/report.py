@@ -29,10 +29,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from flows.aggregate import Figures
-from flows.calendar import Period
 from flows.catalog import Catalog, Indicator
 from flows.formatting import number_vi, place_date_vi
 from flows.hierarchy import Hierarchy, Unit
+from flows.reporting_calendar import Period
 
 __all__ = [
     "DOCX_TEMPLATE",

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flows.calendar import KINDS, Period
 from flows.config import Config
 from flows.plans import open_at
+from flows.reporting_calendar import KINDS, Period
 
 CONSOLIDATE_TIME = "17:00"
 

@@ -17,11 +17,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from flows.calendar import Period
 from flows.config import Config
 from flows.db import AuditEvent, Cycle, Database, Request, Submission, Task, TaskReport, UnitRow, utcnow
 from flows.hierarchy import Hierarchy
 from flows.plans import unit_deadlines
+from flows.reporting_calendar import Period
 
 
 def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], index: list[str]) -> None:

@@ -42,7 +42,7 @@ def tu_ky(app: Any) -> TuKy:
 def second_database(tu_ky: TuKy, url: str) -> Database:
     """Another database with the same cycle and requests (the forms' tokens hold in both)."""
     from flows import dispatch
-    from flows.calendar import Period
+    from flows.reporting_calendar import Period
 
     upgrade(url)
     db = Database(url)

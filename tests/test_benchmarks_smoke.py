@@ -20,9 +20,9 @@ import pytest
 
 from benchmarks.table import ROW_KEYS
 from benchmarks.units import FastFiller
-from flows.calendar import Period
 from flows.forms import FormBuilder, FormSpec, FormTask
 from flows.reader import read_submission
+from flows.reporting_calendar import Period
 from flows.simulate import figures as draw_figures
 from flows.simulate import fill_form
 

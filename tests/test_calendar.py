@@ -1,4 +1,4 @@
-"""Tests for flows.calendar: periods, ND 09 windows, Vietnamese holidays, working days, deadline phrases."""
+"""Tests for flows.reporting_calendar: periods, ND 09 windows, Vietnamese holidays, working days, deadline phrases."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.calendar import (
+from flows.reporting_calendar import (
     KINDS,
     CalendarSettings,
     Due,

@@ -91,8 +91,8 @@ def test_schedule_lists_open_period_for_every_plan_and_kind(cfg):
 
 
 def test_schedules_are_built_from_the_plans(cfg):
-    from flows.calendar import Period
     from flows.plans import open_at
+    from flows.reporting_calendar import Period
     from flows.schedules import specs
 
     by_name = {s.name: s for s in specs(cfg, 2026)}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.calendar import Period
 from flows.config import PROJECT_DIR, ConfigError, check, load_config, load_settings
 from flows.plans import unit_deadlines
+from flows.reporting_calendar import Period
 
 
 def test_national_tree_has_official_units_and_departments(cfg):

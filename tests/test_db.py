@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
 
-from flows.calendar import Period
 from flows.db import Database, Request
 from flows.migrate import current, upgrade
+from flows.reporting_calendar import Period
 from flows.store import StaleState, open_cycle, set_state, sync_units
 
 TABLES = {"units", "cycles", "requests", "received_files", "submissions", "submission_values", "outbox",

@@ -35,7 +35,7 @@ from flows.chase import chase
 from flows.collect import collect
 from flows.consolidate import consolidate
 from flows.db import MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
-from flows.mailbox import MailboxError, MailboxLoginError
+from flows.inbox import MailboxError, MailboxLoginError
 from flows.mailer import message_id_for
 from flows.open_period import UnitsFailed, open_period
 from flows.outbox import deliver

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from flows.calendar import Period
 from flows.config import Config
 from flows.forms import (
     COUNT_HEADERS,
@@ -34,6 +33,7 @@ from flows.forms import (
     form_filename,
 )
 from flows.reader import read_submission
+from flows.reporting_calendar import Period
 from flows.tokens import make_token
 
 

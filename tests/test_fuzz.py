@@ -40,13 +40,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flows.calendar import RECURRENCES, Due, DuePhraseError, Period, parse_due_phrase
 from flows.config import Config, load_config
 from flows.db import AuditEvent, Database, OutboxMessage, ReceivedFile, Submission
 from flows.formatting import number_vi
 from flows.forms import SHEET_COUNTS
 from flows.intake import Incoming, take_in
 from flows.reader import LIMITS, Problem, Submitted, _sheet_bounds, location_vi, read_submission
+from flows.reporting_calendar import RECURRENCES, Due, DuePhraseError, Period, parse_due_phrase
 from flows.tokens import make_token
 from tests.data.make_bad_files import CATALOG, PERIOD, SECRET, UNIT, VERSION, counts_part, filled, with_macro
 from tests.data.make_bad_files import external_link as add_external_link

@@ -25,13 +25,13 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from flows import dispatch, outbox
-from flows.calendar import Period
 from flows.catalog import Catalog
 from flows.collect import collect
 from flows.db import AuditEvent, OutboxMessage, ReceivedFile, Request, Submission, Value
 from flows.formatting import number_vi
 from flows.forms import INFO_LABELS, SHEET_COUNTS, SHEET_INFO, FormBuilder, FormSpec
 from flows.operations import reopen
+from flows.reporting_calendar import Period
 from flows.simulate import Filled, figures, fill_form
 from flows.status import status_json
 from flows.store import CycleInfo, open_cycle

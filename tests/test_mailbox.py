@@ -1,4 +1,4 @@
-"""flows.mailbox against a real IMAP server (pymap, in-memory backend) on loopback."""
+"""flows.inbox against a real IMAP server (pymap, in-memory backend) on loopback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flows.mailbox import (
+from flows.inbox import (
     FetchedMessage,
     ImapSettings,
     MailboxError,

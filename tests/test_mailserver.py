@@ -8,7 +8,7 @@ import email.policy
 from dataclasses import replace
 from pathlib import Path
 
-from flows.mailbox import ImapSettings, attachments, fetch_since
+from flows.inbox import ImapSettings, attachments, fetch_since
 from flows.mailer import Attachment, Mail, SmtpSettings, message_id_for, send_all_sync
 from flows.mailserver import DemoMailServer, StoredMessage, mailbox_dirname, slugify
 from tests.servers import ImapServer

@@ -27,7 +27,6 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from flows import dispatch, outbox, runtime
-from flows.calendar import Period
 from flows.db import AuditEvent, OutboxMessage, Request
 from flows.forms import FormBuilder
 from flows.intake import Incoming, take_in
@@ -35,6 +34,7 @@ from flows.mailer import message_id_for
 from flows.operations import exempt, return_submission
 from flows.plans import ReminderPolicy
 from flows.reminders import chase_cycle, plan_actions
+from flows.reporting_calendar import Period
 from flows.simulate import figures, fill_form
 from flows.store import CycleInfo, open_cycle, open_cycles, requests_of
 from flows.taskbook import import_appendix

@@ -70,3 +70,35 @@ def test_the_costliest_reports_start_first() -> None:
     assert order[0] == "BNV"
     sizes = [len(h.subtree_codes(u)) for u in order]
     assert sizes == sorted(sizes, reverse=True)
+
+
+def test_pool_processes_start_when_prefect_put_the_flows_directory_on_sys_path() -> None:
+    """A deployment's flow run loads its flow from the file (``flows/consolidate.py``), and Prefect puts that
+    file's directory on ``sys.path``; the pool's processes inherit the path. No module of ours may then
+    stand in for a standard-library one (``flows/calendar.py`` did: pandas' ``import calendar`` found it,
+    every render process died at start and the national reports were all rendered in one process)."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = textwrap.dedent("""
+        import multiprocessing, sys
+        from concurrent.futures import ProcessPoolExecutor
+        sys.path.insert(0, sys.argv[1])
+        from flows.renderpool import _warm
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm) as pool:
+            print(pool.submit(sum, [1, 2]).result())
+    """)
+    run = subprocess.run([sys.executable, "-c", code, str(root / "flows")], cwd=root, capture_output=True,
+                         text=True, timeout=180)
+    assert (run.returncode, run.stdout.strip()) == (0, "3"), run.stderr[-3000:]
+
+
+def test_no_module_of_ours_has_the_name_of_a_standard_library_module() -> None:
+    import sys
+    from pathlib import Path
+
+    ours = {p.stem for p in (Path(__file__).resolve().parent.parent / "flows").glob("*.py")}
+    assert ours & set(sys.stdlib_module_names) == set()

@@ -20,7 +20,6 @@ from docx import Document
 from docx.oxml.ns import qn
 
 from flows.aggregate import consolidate_tree
-from flows.calendar import Period
 from flows.charts import MAX_UNITS, chart_derived, chart_png, chart_units
 from flows.formatting import parse_vi_int
 from flows.hierarchy import Hierarchy, Unit
@@ -38,6 +37,7 @@ from flows.report import (
     signer_title_for,
     symbol_for,
 )
+from flows.reporting_calendar import Period
 
 H1 = Period(2026, "H1")
 REPORT_DATE = date(2026, 6, 5)

@@ -9,11 +9,15 @@ the outbox; so only the unit whose SMTP recipient was refused is sent again.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+from pathlib import Path
 from uuid import UUID
 
 import pytest
+
+import flows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
@@ -36,14 +40,15 @@ def test_ui_retry_of_a_failed_flow_run_redoes_only_the_failed_unit(app, monkeypa
     from prefect.runner import Runner
     from prefect.states import AwaitingRetry
 
-    from flows.open_period import open_period
+    from flows.deployments import runner_deployment
 
     victim = app.cfg.hierarchy["X11074-KT"]
     address = victim.coordinator_emails[0]
     app.smtp.reject_rcpt(address)
 
     runner = Runner(name="retry-test", query_seconds=1, prefetch_seconds=1, pause_on_shutdown=False)
-    deployment = open_period.to_deployment(name="retry-test", parameters={"period": "2026-H1", "plan": "tu-ky"})
+    deployment = runner_deployment("open-period", name="retry-test", parameters={"period": "2026-H1", "plan": "tu-ky"})
+    assert deployment.entrypoint == "flows.open_period.open_period"
     runner.add_deployment(deployment)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=lambda: loop.run_until_complete(runner.start()), daemon=True)
@@ -77,3 +82,5 @@ def test_ui_retry_of_a_failed_flow_run_redoes_only_the_failed_unit(app, monkeypa
     finally:
         asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=30)
         thread.join(timeout=30)
+    # The runner loaded the flow by its module: flows/ did not join sys.path (see flows/deployments.py).
+    assert str(Path(flows.__file__).parent) not in sys.path

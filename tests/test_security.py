@@ -45,11 +45,11 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from flows import intake, outbox, runtime, tokens, validation
-from flows.calendar import Period
 from flows.db import AuditEvent, ReceivedFile, Value
 from flows.forms import INFO_LABELS, SHEET_COUNTS, SHEET_TEXTS, FormSpec
 from flows.intake import Incoming, Override, take_in
 from flows.mailer import Attachment, Mail, build_message
+from flows.reporting_calendar import Period
 from flows.templating import render_mail
 from flows.tokens import make_token, verify_token
 from tests.test_intake import LATE, ON_TIME, TuKy, _builder, info_value, open_tu_ky, set_info

@@ -301,8 +301,8 @@ class Cycle:
     def timeline(self) -> dict[str, datetime]:
         import pendulum
 
-        from flows.calendar import Period
         from flows.plans import open_at, unit_deadlines
+        from flows.reporting_calendar import Period
 
         cal = self.cfg.calendar
         plan = self.cfg.plan(PLAN)

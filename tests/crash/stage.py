@@ -27,11 +27,11 @@ STAGES = ("open", "chase", "collect", "collect-folder-first", "consolidate")
 def run_library(stage: str, as_of: datetime) -> dict[str, Any]:
     """One stage through the library: the steps of the flow's tasks, without Prefect."""
     from flows import dispatch, outbox, runtime
-    from flows.calendar import Period
     from flows.channels import collect_folder, collect_mailbox
     from flows.consolidation import due_units, figures_for, make_report
     from flows.forms import FormBuilder
     from flows.reminders import chase_cycle
+    from flows.reporting_calendar import Period
     from flows.store import find_cycle, open_cycle, open_cycles
 
     cfg = runtime.config()

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from flows.calendar import Period
 from flows.config import load_config
 from flows.forms import (
     COUNT_HEADERS,
@@ -37,6 +36,7 @@ from flows.forms import (
     FormSpec,
     FormTask,
 )
+from flows.reporting_calendar import Period
 from flows.tokens import make_token
 
 SECRET = "corpus-secret"
