@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench soak lint clean
+.PHONY: demo up test test-fast bench soak lint clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing baocao with its dependencies (first run only, a few minutes)"
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/baocao demo
+
+up: $(STAMP)
+	$(BIN)/baocao up
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,14 +9,16 @@ import pendulum
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
-from flows import dashboards, outbox, runtime
+from flows import dashboards, outbox, runnames, runtime
+from flows.failures import failed_state
 from flows.limits import smtp_limited
 from flows.reminders import chase_cycle
 from flows.store import CycleInfo, open_cycles
 
 
-@task(name="chase-cycle", cache_policy=NO_CACHE, task_run_name="chase-{cycle[period]}-{cycle[plan]}-{cycle[root]}")
+@task(name="chase-cycle", cache_policy=NO_CACHE, task_run_name="chase {cycle[period]} {cycle[plan]} {cycle[root]}")
 def chase_one(cycle: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
     cfg = runtime.config()
     actions = chase_cycle(runtime.database(cfg), cfg, CycleInfo(**cycle), as_of)
@@ -28,7 +30,7 @@ def chase_one(cycle: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
              "recipients": ", ".join(a.recipients + a.cc), "children": ", ".join(a.units)} for a in actions]
 
 
-@task(name="send-chase", cache_policy=NO_CACHE)
+@task(name="send-chase", cache_policy=NO_CACHE, task_run_name="send reminders and notices")
 def send_chase() -> dict[str, Any]:
     cfg = runtime.config()
     delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["reminder", "overdue", "escalation"])
@@ -37,8 +39,8 @@ def send_chase() -> dict[str, Any]:
     return {"sent": len(delivery.sent), "failed": delivery.units_failed}
 
 
-@flow(name="chase")
-def chase(as_of: datetime | None = None) -> dict[str, Any]:
+@flow(name="chase", flow_run_name=runnames.namer("chase", runnames.chase_name))
+def chase(as_of: datetime | None = None) -> dict[str, Any] | State[Any]:
     """Send what the reminder policy owes today for every open cycle, each message once."""
     cfg = runtime.config()
     as_of = as_of or pendulum.now(cfg.calendar.settings.timezone)
@@ -50,6 +52,10 @@ def chase(as_of: datetime | None = None) -> dict[str, Any]:
                                                                "recipients": "", "children": ""}],
                           description=f"Chase actions on {cfg.calendar.local_date(as_of):%d/%m/%Y}")
     dashboards.publish_progress(as_of)
-    if sent["failed"]:
-        raise RuntimeError(f"{len(sent['failed'])} unit(s) not reached: " + ", ".join(sorted(sent["failed"])))
+    if sent["failed"]:  # each unit was logged once by send-chase; the table lists them with the server's reply
+        create_table_artifact(key="chase-failures", table=[
+            {"unit": u, "name": cfg.hierarchy[u].name, "problem": r} for u, r in sorted(sent["failed"].items())],
+            description=f"Đơn vị chưa nhận được thư nhắc, thông báo ngày {cfg.calendar.local_date(as_of):%d/%m/%Y}")
+        return failed_state(sent["failed"], cfg.hierarchy, "chưa nhận được thư nhắc, thông báo", "chase-failures",
+                            f"chase {cfg.calendar.local_date(as_of):%d/%m/%Y}")
     return {"actions": len(rows), "sent": sent["sent"]}

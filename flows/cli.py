@@ -18,13 +18,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.config import Config, ConfigError, check, load_config
+from flows.config import Config, ConfigError, check, load_config, refuse_public_credentials
 from flows.formatting import date_vi
+from flows.quiet import quiet_prefect
 from flows.reporting_calendar import Period, PeriodError
 
 if TYPE_CHECKING:
     from flows.aggregate import Figures
     from flows.store import CycleInfo
+
+quiet_prefect()  # before any flow starts a temporary Prefect server (flows/quiet.py)
 
 app = typer.Typer(help="baocao: periodic reporting cycles under Kết luận 226-KL/TW, run by Prefect flows.",
                   no_args_is_help=True, add_completion=False)
@@ -43,6 +46,17 @@ def _config() -> Config:
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _safe_config() -> Config:
+    """The configuration, refused (exit 2) when mail would leave this machine with a public credential."""
+    cfg = _config()
+    try:
+        refuse_public_credentials(cfg.settings, cfg.directory / "settings.toml")
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    return cfg
 
 
 def _period(code: str) -> Period:
@@ -96,7 +110,7 @@ def _redact_url(url: str) -> str:
 @config_app.command("check")
 def config_check(year: Annotated[int | None, typer.Option(help="Year whose deadlines to check.")] = None) -> None:
     """Validate every configuration file; print warnings about legal but suspicious things."""
-    cfg = _config()
+    cfg = _safe_config()
     year = year or datetime.now().year
     warnings = check(cfg, year)
     console.print(
@@ -554,37 +568,93 @@ def tasks_list(plan: Annotated[str, typer.Option()], unit: Annotated[str | None,
     _print_rows(list_tasks(_db(cfg), plan, unit), "table", title=f"tasks of {plan}")
 
 
-# ----------------------------------------------------------------------------- schedules
+# ----------------------------------------------------------------------------- schedules and serving
 @app.command()
-def schedule(year: Annotated[int | None, typer.Option()] = None) -> None:
-    """The deployments and their next scheduled runs (Asia/Ho_Chi_Minh)."""
+def schedule(year: Annotated[int | None, typer.Option(help="List that year's openings (computed; no server asked).")] = None
+             ) -> None:
+    """Each deployment's next run: as the Prefect server has scheduled it, else computed from its schedule."""
+    import asyncio
+
+    from flows.deployments import computed_next_runs, server_next_runs
     from flows.schedules import specs
 
     cfg = _config()
-    year = year or datetime.now().year
-    rows = [{"flow": s.flow, "deployment": s.name, "cron": s.cron or "(run from the UI)",
-             "next": s.next_run.strftime("%d/%m/%Y %H:%M") if s.next_run else "", "parameters": json.dumps(s.parameters)}
-            for s in specs(cfg, year)]
-    _print_rows(rows, "table", title=f"schedules for {year}")
+    if year is not None:
+        rows = [{"flow": s.flow, "deployment": s.name, "schedule": s.when,
+                 "parameters": json.dumps(s.parameters, ensure_ascii=False)} for s in specs(cfg, year)]
+        _print_rows(rows, "table", title=f"schedules of {year} ({cfg.calendar.settings.timezone})")
+        return
+    api = _prefect_api_url()
+    runs = None
+    if api:
+        try:
+            runs = asyncio.run(server_next_runs(cfg))
+            title = f"next runs as the Prefect server at {api} has scheduled them"
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the server is reported, then computed
+            err.print(f"[red]the Prefect server at {api} did not answer ({type(exc).__name__}: {exc}); "
+                      "showing the next runs computed from the schedules[/red]")
+    if runs is None:
+        runs = computed_next_runs(cfg)
+        title = "next runs computed from the schedules (no Prefect server asked: set PREFECT_API_URL or run baocao up)"
+    rows = [{"flow": r.flow, "deployment": r.deployment,
+             "next run": (f"{r.at:%d/%m/%Y %H:%M}" + ("" if r.source == "server" or not api else " (not yet on the server)"))
+             if r.at else "-",
+             "schedule": r.when, "parameters": json.dumps(r.parameters, ensure_ascii=False)}
+            for r in sorted(runs, key=lambda r: (r.at is None, r.at.timestamp() if r.at else 0))]
+    _print_rows(rows, "table", title=f"{title} ({cfg.calendar.settings.timezone})")
+
+
+def _prefect_api_url() -> str | None:
+    """The Prefect API this command would talk to (environment or active profile), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
 
 
 @app.command()
-def serve(year: Annotated[int | None, typer.Option()] = None) -> None:
-    """Serve every deployment with its schedule from this process (the embedded default)."""
+def serve() -> None:
+    """Serve every deployment with its schedules from this process, against the Prefect server of PREFECT_API_URL.
+
+    At start it checks that the server creates the scheduled runs it owes, and prints what is next.
+    """
     from flows.deployments import serve as serve_all
+    from flows.up import announce
 
-    serve_all(_config(), year)
+    cfg = _safe_config()
+    if not _prefect_api_url():
+        err.print("[red]serve needs a Prefect server: with none configured, Prefect would start a temporary one "
+                  "whose scheduler never runs. Set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api), or run "
+                  "`baocao up`, which starts one.[/red]")
+        raise typer.Exit(2)
+    serve_all(cfg, on_started=lambda spec_list: announce(cfg, spec_list, console))
 
 
 @app.command()
-def deploy(pool: Annotated[str, typer.Option(help="Process work pool name.")] = "baocao",
-           year: Annotated[int | None, typer.Option()] = None) -> None:
+def up() -> None:
+    """Run baocao for real on the embedded defaults: database, Prefect server, mail servers, every schedule.
+
+    Starts what is not already there (a local Prefect server unless PREFECT_API_URL is set, the built-in
+    SMTP and IMAP servers unless real ones are configured), serves every deployment and prints the UI's
+    address, the mail folder and what is scheduled next. Ctrl-C or SIGTERM stops everything.
+    """
+    from flows.up import UpError
+    from flows.up import up as run_up
+
+    try:
+        run_up(_safe_config(), console)
+    except UpError as exc:
+        err.print(f"[red]up: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def deploy(pool: Annotated[str, typer.Option(help="Process work pool name.")] = "baocao") -> None:
     """Register the deployments with the Prefect server, for workers of a process work pool."""
     import asyncio
 
     from flows.deployments import deploy as deploy_all
 
-    ids = asyncio.run(deploy_all(_config(), pool, year))
+    ids = asyncio.run(deploy_all(_config(), pool))
     console.print(f"{len(ids)} deployments registered in work pool {pool!r}")
 
 

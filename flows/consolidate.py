@@ -21,12 +21,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows import dashboards, outbox, runtime
+from flows import dashboards, outbox, runnames, runtime
 from flows.aggregate import Figures
 from flows.consolidation import costliest_first, due_units, figures_for, make_report
+from flows.failures import failed_state
 from flows.limits import smtp_limited
 from flows.renderpool import REPORT_THREADS, RenderPool
 from flows.store import CycleInfo, find_cycle, open_cycles
@@ -34,7 +36,7 @@ from flows.store import CycleInfo, find_cycle, open_cycles
 _render_pools: dict[int, RenderPool] = {}  # cycle id -> the processes rendering its reports in this run
 
 
-@task(name="make-report", cache_policy=NO_CACHE, retries=1, task_run_name="report-{unit}")
+@task(name="make-report", cache_policy=NO_CACHE, retries=1, task_run_name="report {unit}")
 def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict[str, Figures],
                 correction: bool = False) -> int:
     cfg = runtime.config()
@@ -52,7 +54,7 @@ def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict
     return report_id
 
 
-@task(name="send-reports", cache_policy=NO_CACHE)
+@task(name="send-reports", cache_policy=NO_CACHE, task_run_name="send reports {cycle[period]} {cycle[plan]}")
 def send_reports(cycle: dict[str, Any]) -> dict[str, Any]:
     """Send the reports waiting in the outbox, deepest level first, one level at a time.
 
@@ -106,9 +108,10 @@ def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = No
     return {"reports": made, "sent": sent["sent"], "failed": failed}
 
 
-@flow(name="consolidate", task_runner=ThreadPoolTaskRunner(max_workers=REPORT_THREADS))
+@flow(name="consolidate", task_runner=ThreadPoolTaskRunner(max_workers=REPORT_THREADS),
+      flow_run_name=runnames.namer("consolidate", runnames.consolidate_name))
 def consolidate(period: str | None = None, plan: str | None = None, root: str | None = None,
-                as_of: datetime | None = None, resend: str | None = None) -> dict[str, Any]:
+                as_of: datetime | None = None, resend: str | None = None) -> dict[str, Any] | State[Any]:
     """Consolidate every open cycle (or the one named) whose units are due; `resend` makes a correction."""
     cfg = runtime.config()
     db = runtime.database(cfg)
@@ -130,9 +133,9 @@ def consolidate(period: str | None = None, plan: str | None = None, root: str | 
                   "result": f"FAILED: {r}"} for u, r in res["failed"].items()]
     create_table_artifact(key="consolidate-runs", table=rows or [{"cycle": "", "unit": "", "name": "",
                                                                   "result": "nothing due"}],
-                          description=f"Reports made on {cfg.calendar.local_date(as_of):%d/%m/%Y}")
+                          description=f"Báo cáo tổng hợp lập ngày {cfg.calendar.local_date(as_of):%d/%m/%Y}")
     failed = {u: r for res in results.values() for u, r in res["failed"].items()}
-    if failed:
-        get_run_logger().error("%d unit(s) failed: %s", len(failed), ", ".join(sorted(failed)))
-        raise RuntimeError(f"{len(failed)} unit(s) failed: " + ", ".join(sorted(failed)))
+    if failed:  # each unit was logged once by its task; the table has every reason
+        return failed_state(failed, cfg.hierarchy, "chưa có báo cáo tổng hợp được gửi", "consolidate-runs",
+                            f"consolidate {cfg.calendar.local_date(as_of):%d/%m/%Y}")
     return results

@@ -30,11 +30,42 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
+STATE_VI = {"pending": "chưa gửi yêu cầu", "sent": "chưa nộp", "accepted": "đã nộp", "late": "nộp muộn",
+            "rejected": "tệp có lỗi", "returned": "bị trả lại", "exempt": "miễn nộp"}
+"""How the status table's header counts each state (the rows keep the state codes of `baocao status`)."""
+
+
+def rows_summary(states: Sequence[str]) -> str:
+    """`4 đơn vị trực thuộc: 3 đã nộp, 1 chưa gửi yêu cầu`: counts of exactly the rows shown.
+
+    The header used to give the whole subtree's form units (a province's: every commune's
+    departments) above a table of its direct children only, so the two never agreed.
+    """
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    order = list(STATE_VI)
+    parts = [f"{n} {STATE_VI.get(state, state)}"
+             for state, n in sorted(counts.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99))]
+    return f"{len(states)} đơn vị trực thuộc" + (": " + ", ".join(parts) if parts else "")
+
+
+def completeness_line(counts: dict[str, Any]) -> str:
+    """`12/25 đơn vị đã nộp (48,0%), 10 đúng hạn, 14 đã gửi tệp`: the counts behind the percentage."""
+    return (f"{counts['accepted']}/{counts['expected']} đơn vị đã nộp ({percent_vi(counts['completeness'])}), "
+            f"{counts['on_time']} đúng hạn, {counts['received']} đã gửi tệp")
+
+
 def publish_progress(as_of: datetime | None = None) -> int:
-    """Publish the state table and completeness of each consolidator of every open cycle."""
+    """Publish the state table and completeness of each consolidator of every open cycle.
+
+    Per cycle also one table `completeness-<period>-<plan>` with every consolidator's counts
+    (expected, received, accepted, on time): a progress bar alone shows 48 % but not of how many.
+    """
     cfg = runtime.config()
     db = runtime.database(cfg)
     artifacts: list[Artifact] = []
+    published = 0
     for cycle in open_cycles(db):
         statuses = unit_statuses(db, cfg, cycle)
         by_parent: dict[str, list[Any]] = {}
@@ -43,20 +74,32 @@ def publish_progress(as_of: datetime | None = None) -> int:
                 by_parent.setdefault(s.parent, []).append(s)
         parents = [s.unit for s in statuses if s.role == "consolidate"]
         parents.sort(key=lambda code: cfg.hierarchy.depth(code))
+        totals = []
         for parent in parents[:MAX_TABLES_PER_CYCLE]:
             counts = subtree_counts(cfg, statuses, parent)
+            children = by_parent.get(parent, [])
             rows = [{"unit": c.unit, "name": c.name, "state": c.state, "deadline": c.deadline,
-                     "files": c.files, "reason": (c.reason or "")[:120]} for c in by_parent.get(parent, [])]
+                     "files": c.files, "reason": (c.reason or "")[:200]} for c in children]
+            name = cfg.hierarchy[parent].name
             artifacts.append(TableArtifact(
-                key=artifact_key("status", cycle.period, cycle.plan, parent), table=rows, description=(
-                    f"{cfg.hierarchy[parent].name} — {cycle.period} ({cycle.plan}): "
-                    f"{counts['accepted']}/{counts['expected']} accepted, {counts['on_time']} on time")))
+                key=artifact_key("status", cycle.period, cycle.plan, parent), table=rows,
+                description=f"{name} — {cycle.period} ({cycle.plan}): {rows_summary([c.state for c in children])}"))
             artifacts.append(ProgressArtifact(
                 key=artifact_key("completeness", cycle.period, cycle.plan, parent),
                 progress=100.0 * (counts["completeness"] or 0.0),
-                description=f"Completeness of {cfg.hierarchy[parent].name}, {cycle.period}"))
+                description=f"{name} — {cycle.period} ({cycle.plan}): {completeness_line(counts)}"))
+            totals.append({"unit": parent, "name": name, "expected": counts["expected"],
+                           "received": counts["received"], "accepted": counts["accepted"],
+                           "on_time": counts["on_time"], "exempt": counts["exempt"],
+                           "completeness": percent_vi(counts["completeness"])})
+        published += len(totals)
+        if totals:
+            artifacts.append(TableArtifact(
+                key=artifact_key("completeness", cycle.period, cycle.plan), table=totals,
+                description=f"Tiến độ nộp báo cáo kỳ {cycle.period} ({cycle.plan}) theo đơn vị tổng hợp: "
+                            "số đơn vị phải nộp, đã gửi tệp, đã nộp, đúng hạn"))
     create_all(artifacts)
-    return sum(isinstance(a, TableArtifact) for a in artifacts)  # the consolidators published
+    return published  # the consolidators published
 
 
 def create_all(artifacts: Sequence[Artifact]) -> None:

@@ -11,10 +11,12 @@ import asyncio
 import base64
 import imaplib
 import re
+import ssl
 import threading
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -22,17 +24,24 @@ __all__ = ["DemoImapServer"]
 
 
 class DemoImapServer:
-    """A real pymap IMAP server (in-memory "dict" backend) on 127.0.0.1:<ephemeral port>, in a thread.
+    """A real pymap IMAP server (in-memory "dict" backend) on 127.0.0.1, in a thread.
 
     pymap is normally started as ``pymap --no-tls --host H --port P dict --demo-user U --demo-password W``
     (no ``--demo-data``: the mailbox starts empty). Here the same pieces are assembled in-process so
-    the server can listen on port 0 and start in milliseconds. One login with an empty INBOX.
+    the server can listen on port 0 (tests: an ephemeral port) or on the configured port (`baocao up`)
+    and start in milliseconds. One login with an empty INBOX.
     """
 
-    def __init__(self, username: str = "intake@baocao.example", password: str = "imap-secret-42") -> None:
-        self.host = "127.0.0.1"
+    def __init__(self, username: str = "intake@baocao.example", password: str = "imap-secret-42", *,
+                 host: str = "127.0.0.1", port: int = 0, cert: str | None = None, key: str | None = None) -> None:
+        self.host = host
+        # With a certificate (PEM files) the server offers STARTTLS (pymap still accepts LOGIN in clear
+        # from localhost, so a test proves the upgrade by the certificate check, not by a refused LOGIN).
+        self.cert = cert
+        self.key = key
         self.username = username
         self.password = password
+        self._requested_port = port
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -76,7 +85,7 @@ class DemoImapServer:
         from pysasl.hashing import BuiltinHash
 
         args = Namespace(
-            host=self.host, port=0, debug=False, cert=None, key=None, tls=False, passlib_cfg=None,
+            host=self.host, port=0, debug=False, cert=self.cert, key=self.key, tls=self.cert is not None, passlib_cfg=None,
             proxy_protocol=None, inherited_sockets=None, skip_services=[],
             demo_data=False, demo_user=self.username, demo_password=self.password,
         )
@@ -92,7 +101,7 @@ class DemoImapServer:
             config.apply_context()  # pymap reads its subsystem from a context variable
             await callback(reader, writer)
 
-        self._server = await asyncio.start_server(on_connect, host=self.host, port=0)
+        self._server = await asyncio.start_server(on_connect, host=self.host, port=self._requested_port)
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     async def _teardown(self) -> None:
@@ -124,6 +133,8 @@ class DemoImapServer:
     def client(self, mailbox: str | None = "INBOX") -> Iterator[imaplib.IMAP4]:
         conn = imaplib.IMAP4(self.host, self._port, timeout=10)
         try:
+            if self.cert is not None:
+                conn.starttls(ssl.create_default_context(cafile=self.cert))
             conn.login(self.username, self.password)
             if mailbox is not None:
                 _ok(conn.select(_quote(mailbox)))
@@ -134,10 +145,11 @@ class DemoImapServer:
             except (imaplib.IMAP4.error, OSError):
                 pass
 
-    def append(self, raw: bytes, mailbox: str = "INBOX") -> int:
-        """IMAP APPEND ``raw`` into ``mailbox``; returns the new message's UID (from APPENDUID)."""
+    def append(self, raw: bytes, mailbox: str = "INBOX", internal_date: datetime | None = None) -> int:
+        """IMAP APPEND ``raw`` into ``mailbox`` (with that INTERNALDATE, else now); returns the new UID."""
         with self.client(None) as conn:
-            typ, data = conn.append(_quote(mailbox), None, None, raw)
+            when = imaplib.Time2Internaldate(internal_date) if internal_date is not None else None
+            typ, data = conn.append(_quote(mailbox), None, when, raw)
             _ok((typ, data))
         match = re.search(rb"APPENDUID \d+ (\d+)", data[0] or b"")
         if match is None:

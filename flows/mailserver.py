@@ -243,11 +243,18 @@ class DemoMailServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the demo mail server in the foreground: ``python -m flows.mailserver --dir var/demo/mail``."""
-    parser = argparse.ArgumentParser(description="baocao demo SMTP server (stores mail as .eml files)")
-    parser.add_argument("--dir", default="var/demo/mail", help="where to store received mail")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2525)
+    """Run the built-in mail server in the foreground: ``python -m flows.mailserver``.
+
+    Host, port and folder default to the settings (`smtp.host`, `smtp.port`, `mail_dir`), so that the
+    flows, `baocao up` and this command agree without glue.
+    """
+    from flows.config import load_config
+
+    settings = load_config().settings
+    parser = argparse.ArgumentParser(description="baocao built-in SMTP server (stores mail as .eml files)")
+    parser.add_argument("--dir", default=str(settings.resolve(settings.mail_dir)), help="where to store received mail")
+    parser.add_argument("--host", default=settings.smtp.host)
+    parser.add_argument("--port", type=int, default=settings.smtp.port)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()

@@ -20,9 +20,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import dispatch, outbox, runtime
+from flows import dispatch, outbox, results, runnames, runtime
+from flows.failures import UnitsFailed, failed_state
 from flows.forms import FormBuilder
 from flows.limits import smtp_limited
 from flows.readpool import cores
@@ -32,15 +34,6 @@ from flows.store import CycleInfo, open_cycle
 
 _builders: dict[int, FormBuilder] = {}
 _builders_lock = threading.Lock()
-
-
-class UnitsFailed(RuntimeError):
-    """Some units of a batch failed; the others were done. Names every failed unit."""
-
-    def __init__(self, failed: dict[str, str], where: str) -> None:
-        self.failed = dict(failed)
-        super().__init__(f"{len(failed)} unit(s) failed in {where}: "
-                         + "; ".join(f"{u}: {r}" for u, r in sorted(failed.items())))
 
 
 def _builder() -> FormBuilder:
@@ -54,7 +47,7 @@ def _builder() -> FormBuilder:
         return _builders[key]
 
 
-@task(name="record-cycle", persist_result=True)
+@task(name="record-cycle", persist_result=True, task_run_name="record the cycle {period} {plan}")
 def record_cycle(period: str, plan: str, root: str | None) -> dict[str, Any]:
     cfg = runtime.config()
     info = open_cycle(runtime.database(cfg), cfg, Period.parse(period), plan, root)
@@ -63,7 +56,7 @@ def record_cycle(period: str, plan: str, root: str | None) -> dict[str, Any]:
 
 
 @task(name="prepare-requests", persist_result=True, retries=1, retry_delay_seconds=2,
-      task_run_name="prepare-requests-{label}")
+      task_run_name="prepare requests {label}")
 def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[str, Any]:
     """Build the forms and write the request messages of one subtree; fail naming the units that failed."""
     cfg = runtime.config()
@@ -76,7 +69,7 @@ def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[s
     return {"written": len(result.written), "already": len(result.already)}
 
 
-@task(name="send-requests", cache_policy=NO_CACHE)
+@task(name="send-requests", cache_policy=NO_CACHE, task_run_name=runnames.for_units("send requests"))
 def send_requests(cycle: dict[str, Any], units: list[str]) -> dict[str, Any]:
     """Send the requests of these units still pending or failed, higher levels first."""
     cfg = runtime.config()
@@ -104,10 +97,11 @@ Prefect's default, a thread per task, took 2.2 s for the national cycle's 25 bat
 threads took 1.6 s and the same calls one after another 1.3 s."""
 
 
-@flow(name="open-period", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=PREPARE_THREADS))
+@flow(name="open-period", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=PREPARE_THREADS),
+      flow_run_name=runnames.namer("open-period", runnames.open_period_name))
 def open_period(period: str, plan: str = "national", root: str | None = None,
                 as_of: datetime | None = None, subtree: str | None = None,
-                fan_out: str | None = None) -> dict[str, Any]:
+                fan_out: str | None = None) -> dict[str, Any] | State[Any]:
     """Open `period` under `plan` for `root`'s subtree and email every unit its request and form.
 
     `period` is a code (`2026-H1`) or a bare kind (`H1`: that kind of the year of `as_of`, which
@@ -120,13 +114,14 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
     cfg = runtime.config()
     logger = get_run_logger()
     period = resolve_period(period, as_of or pendulum.now(cfg.calendar.settings.timezone), cfg).code
-    cycle = record_cycle(period, plan, root)
+    cycle = results.shared(record_cycle, cfg.settings)(period, plan, root)
     logger.info("running in process %s (parent %s)", os.getpid(), os.getppid())
     top = subtree or cycle["root"]
     if subtree and subtree not in cfg.hierarchy.subtree_codes(cycle["root"]):
         raise ValueError(f"{subtree} is not in the cycle's tree ({cycle['root']})")
     batches = [[top]] if fan_out else dispatch.cascade_batches(cfg, top)
-    futures = [prepare_batch.submit(cycle, units, f"{units[0]}-{len(units)}") for units in batches]
+    prepare = results.shared(prepare_batch, cfg.settings)  # a Retry on another worker finds its batches
+    futures = [prepare.submit(cycle, units, f"{units[0]}" + (f" +{len(units) - 1}" if len(units) > 1 else "")) for units in batches]
     wait(futures)
     failed: dict[str, str] = {}
     for units, future in zip(batches, futures, strict=True):
@@ -148,15 +143,18 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
                 failed[child] = f"flow run {run.name} ended {run.state.name if run.state else '?'}: " \
                                 f"{run.state.message if run.state else ''}"
     rows = [{"unit": u, "name": cfg.hierarchy[u].name, "problem": r} for u, r in sorted(failed.items())]
+    failures_key = f"open-{period.lower()}-{plan}-{top.lower()}-failures"
     create_table_artifact(
-        key=f"open-{period.lower()}-{plan}-{top.lower()}-failures",
+        key=failures_key,
         table=rows or [{"unit": "", "name": "", "problem": "none"}],
-        description=f"Units whose request for {period} ({plan}, {top}) failed in this run",
+        description=f"Đơn vị chưa nhận được yêu cầu báo cáo kỳ {period} ({plan}, {cfg.hierarchy[top].name}) "
+                    f"trong lần chạy này",
     )
     summary = {"cycle": cycle["id"], "batches": len(batches), "sent": sent["sent"], "failed": failed,
                "pid": os.getpid(), "children_runs": children_runs}
     if failed:
-        logger.error("%d unit(s) failed: %s", len(failed), ", ".join(f"{u} ({r})" for u, r in sorted(failed.items())))
-        raise UnitsFailed(failed, f"open-period {period} {plan} {top}")
+        # Each unit's reason is logged once by the task that met it and listed in the artifact.
+        return failed_state(failed, cfg.hierarchy, "chưa nhận được yêu cầu", failures_key,
+                            f"open-period {period} {plan} {top}")
     logger.info("period %s opened for %s: %d messages sent", period, top, sent["sent"])
     return summary

@@ -8,28 +8,44 @@ are still pending or failed). Each step is idempotent: what was done is not done
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 import pendulum
 from prefect import flow, get_run_logger
+from prefect.states import Failed, State
 
-from flows import dispatch, intake, outbox, runtime
+from flows import dispatch, intake, outbox, runnames, runtime
 from flows.consolidation import figures_for, make_report
+from flows.failures import MESSAGE_LIMIT, UnitsFailed
 from flows.forms import FormBuilder
 from flows.store import find_cycle
 
 Step = Literal["dispatch", "collect", "consolidate", "send-report"]
 
 
-@flow(name="retry-unit")
-def retry_unit(unit: str, period: str, step: Step, plan: str | None = None,
-               as_of: datetime | None = None) -> dict[str, Any]:
-    """Redo `step` for `unit` in `period` (the plan's cycle that includes the unit)."""
+@flow(name="retry-unit", flow_run_name=runnames.namer("retry-unit", runnames.retry_unit_name))
+def retry_unit(unit: str, period: str, step: Step, plan: str = "") -> dict[str, Any] | State[Any]:
+    """Redo `step` for `unit` in `period` (the plan's cycle that includes the unit), as of now.
+
+    The Args below are what the deployment's run form shows under each field, so they are in
+    Vietnamese, for the operators. Every parameter has a plain type and no null default: an
+    Optional parameter's schema (`anyOf` string or null, default null) made the Prefect UI show
+    'Property is type "None"' in place of a text box. An empty `plan` means "the newest cycle of
+    the period that includes the unit".
+
+    Args:
+        unit: Mã đơn vị cần làm lại, ví dụ `X10714` (xã) hoặc `X11074-VP` (phòng, ban của xã).
+        period: Kỳ báo cáo, ví dụ `2026-H1` (6 tháng đầu năm 2026), `2026-Q3` (quý III), `2026-9M` (9 tháng) hoặc `2026-Y` (năm).
+        step: Bước làm lại: `dispatch` gửi lại yêu cầu và biểu mẫu; `collect` đọc lại tệp mới nhất đơn vị
+            đã gửi; `consolidate` lập lại báo cáo tổng hợp (bản đính chính); `send-report` gửi lại báo
+            cáo tổng hợp chưa gửi được.
+        plan: Mã kế hoạch, ví dụ `national` hoặc `tu-ky`; để trống thì dùng đợt báo cáo mới nhất của kỳ có
+            đơn vị này.
+    """
     cfg = runtime.config()
     db = runtime.database(cfg)
     logger = get_run_logger()
-    as_of = as_of or pendulum.now(cfg.calendar.settings.timezone)
+    as_of = pendulum.now(cfg.calendar.settings.timezone)
     if unit not in cfg.hierarchy:
         raise ValueError(f"no unit with code {unit!r}")
     cycle = find_cycle(db, period, plan, None) if plan else None
@@ -58,9 +74,11 @@ def retry_unit(unit: str, period: str, step: Step, plan: str | None = None,
     else:
         delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["report"])
         result = {"sent": len(delivery.sent), "failed": delivery.units_failed}
-    if result.get("failed"):
+    if result.get("failed"):  # the unit's reason, once; a refusal is not a bug: no traceback
         logger.error("unit %s (%s): %s failed again: %s", unit, name, step, result["failed"])
-        raise RuntimeError(f"unit {unit} ({name}): {step} failed: {result['failed']}")
+        reason = "; ".join(str(r) for r in result["failed"].values())
+        return Failed(message=f"{name}: bước {step} chưa làm lại được: {reason}"[:MESSAGE_LIMIT],
+                      data=UnitsFailed({unit: reason}, f"retry-unit {step} {period}"))
     logger.info("unit %s (%s): %s redone: %s", unit, name, step, result)
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from flows.config import Config
-from flows.db import Database, Request, Submission
+from flows.db import Database, OutboxMessage, Request, Submission
 from flows.store import CycleInfo
 
 
@@ -39,14 +39,23 @@ def unit_statuses(db: Database, cfg: Config, cycle: CycleInfo, under: str | None
     with db.session() as s:
         files = dict(s.execute(select(Submission.request_id, func.count()).group_by(Submission.request_id)).all())
         reqs = list(s.scalars(select(Request).where(Request.cycle_id == cycle.id).order_by(Request.id)))
+        # Why a request is still not sent: the mail server's last reply (a 550 for an address it
+        # refuses), so an operator sees the reason beside the unit, not only in a run's log.
+        undelivered = dict(s.execute(select(OutboxMessage.unit_code, OutboxMessage.last_error).where(
+            OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "request", OutboxMessage.status != "sent",
+            OutboxMessage.last_error.is_not(None))).all())
     out = []
     for r in reqs:
         if codes is not None and r.unit_code not in codes:
             continue
         out.append(UnitStatus(r.unit_code, cfg.hierarchy[r.unit_code].name, r.parent_code, r.role, r.state,
                               r.deadline.isoformat(), r.state_at, r.sent_at, r.accepted_at, r.on_time,
-                              files.get(r.id, 0), r.state_reason))
+                              files.get(r.id, 0), r.state_reason or _not_delivered(r.state, undelivered.get(r.unit_code))))
     return out
+
+
+def _not_delivered(state: str, last_error: str | None) -> str | None:
+    return f"chưa gửi được yêu cầu: {last_error}" if state == "pending" and last_error else None
 
 
 def subtree_counts(cfg: Config, statuses: list[UnitStatus], unit: str) -> dict[str, Any]:

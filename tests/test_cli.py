@@ -98,7 +98,23 @@ def test_schedules_are_built_from_the_plans(cfg):
     by_name = {s.name: s for s in specs(cfg, 2026)}
     hue_h1 = by_name["open-hue-h1"]
     when = open_at(cfg.plan("hue"), Period(2026, "H1"), cfg.hierarchy, cfg.calendar)
-    assert hue_h1.cron == f"{when.minute} {when.hour} {when.day} {when.month} *"
-    assert hue_h1.parameters == {"period": "H1", "plan": "hue"}
+    assert hue_h1.runs == ((when, {"period": "2026-H1"}),)  # one run, on that year's calendar, with its period
+    assert hue_h1.parameters == {"plan": "hue"}
     assert cfg.calendar.is_working_day(when.date())
     assert by_name["chase-daily"].cron == "30 8 * * *"
+    assert by_name["consolidate-daily"].cron == "0 17 * * *"
+
+
+def test_openings_are_one_time_schedules_carrying_their_period(cfg):
+    """A yearly cron on 2026's opening date fired in 2027 on 2026's date; each opening is now its own run."""
+    import pendulum
+
+    from flows.schedules import prefect_schedules, specs
+
+    now = pendulum.datetime(2026, 12, 4, 9, tz="Asia/Ho_Chi_Minh")
+    spec = {s.name: s for s in specs(cfg, now)}["open-national-h1"]
+    [(at, params)] = spec.runs
+    assert at.year == 2027 and params == {"period": "2027-H1"}
+    [schedule] = prefect_schedules(spec, "Asia/Ho_Chi_Minh")
+    assert schedule.rrule.startswith(f"DTSTART:{at:%Y%m%dT%H%M%S}") and "COUNT=1" in schedule.rrule
+    assert schedule.parameters == {"period": "2027-H1"}

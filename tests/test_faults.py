@@ -365,7 +365,7 @@ def test_imap_login_refused_fails_the_collect_with_a_clear_line_and_loses_nothin
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
             sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=10)
-    (task_run,) = [r for r in runs if r.name.startswith("collect-mailbox")]
+    (task_run,) = [r for r in runs if r.name == "read the mailbox"]
     assert task_run.state.is_failed() and task_run.run_count == 1, (task_run.state, task_run.run_count)
 
     monkeypatch.setenv("BAOCAO_IMAP__PASSWORD", "imap-test-secret")

@@ -77,7 +77,7 @@ def test_ui_retry_of_a_failed_flow_run_redoes_only_the_failed_unit(app, monkeypa
         new = app.smtp.messages[before:]
         assert [r for m in new for r in m.rcpt_tos] == [address]  # only that unit was redone
         # The batches that had completed came from the cache on the retry; none was rebuilt.
-        prepare_states = [t.state.name for t in task_runs if t.name.startswith("prepare-requests")]
+        prepare_states = [t.state.name for t in task_runs if t.name.startswith("prepare requests")]
         assert prepare_states and "Cached" in prepare_states
     finally:
         asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=30)
