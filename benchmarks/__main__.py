@@ -47,6 +47,8 @@ def prepare_environment(tmp: Path) -> None:
         "BAOCAO_DATABASE_URL": f"sqlite:///{tmp / 'setup.db'}",
         "BAOCAO_DROP_FOLDER": str(tmp / "dropbox"),
         "BAOCAO_TOKEN_SECRET": "benchmark-token-secret-0123456789",
+        "BAOCAO_DROP_SETTLE_SECONDS": "0",  # the benchmark's files are complete when dropped: no settling wait
+        "BAOCAO_MAX_REPLIES_PER_ADDRESS_PER_HOUR": "1000000",  # simulated units share few addresses
         "BAOCAO_SMTP__BACKOFF_BASE": "0.05",
         "BAOCAO_SMTP__TIMEOUT": "30",
     })

@@ -11,13 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from flows import dashboards, outbox, runtime
+from flows import dashboards, outbox, runnames, runtime
 from flows.channels import CollectReport, collect_folder, collect_mailbox
+from flows.config import ConfigError
 from flows.inbox import MailboxLoginError
 from flows.limits import smtp_limited
+
+DROP_FOLDER_ARTIFACT = "drop-folder-failed"
+"""Artifact listing the drop folder's files parked in `failed/` (updated by each run that finds some)."""
 
 SHOWN_ACCEPTED = 20
 """Accepted files named one by one in a run's log; beyond that they are counted (the status tables
@@ -48,31 +53,43 @@ def _log_report(report: CollectReport, channel: str) -> dict[str, Any]:
                     ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     for e in report.errors:
         logger.error("%s: %s", channel, e)
-    return {"messages": report.messages, "files": report.files, "by_status": counts, "errors": report.errors}
+    for note in report.throttled:
+        logger.warning("%s: %s", channel, note)
+    for parked in report.parked:
+        logger.warning("%s: %s moved to %s: %s", channel, parked.name, parked.moved_to, parked.reason_vi[:300])
+    if report.waiting:
+        logger.info("%s: %d file(s) still being written, left for the next run", channel, len(report.waiting))
+    return {"messages": report.messages, "files": report.files, "by_status": counts, "errors": report.errors,
+            "parked": len(report.parked), "summary": report.summary, "throttled": report.throttled}
 
 
 def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
     """A refused login fails again ten seconds later (the password changed): fail at once, say why.
 
-    A dropped connection or a server that is briefly away is worth the retries.
+    A dropped connection or a server that is briefly away is worth the retries; a configuration
+    refused at start (a public token secret on a real mail server) is not.
     """
-    return not isinstance(state.data, MailboxLoginError)
+    return not isinstance(state.data, MailboxLoginError | ConfigError)
 
 
 @task(name="collect-mailbox", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10,
-      retry_condition_fn=_worth_retrying)
+      retry_condition_fn=_worth_retrying, task_run_name="read the mailbox")
 def read_mailbox(as_of: datetime | None) -> dict[str, Any]:
     cfg = runtime.config()
     return _log_report(collect_mailbox(runtime.database(cfg), cfg, as_of=as_of), "mailbox")
 
 
-@task(name="collect-folder", cache_policy=NO_CACHE)
+@task(name="collect-folder", cache_policy=NO_CACHE, task_run_name="read the drop folder")
 def read_folder(as_of: datetime | None) -> dict[str, Any]:
     cfg = runtime.config()
-    return _log_report(collect_folder(runtime.database(cfg), cfg, as_of=as_of), "folder")
+    report = collect_folder(runtime.database(cfg), cfg, as_of=as_of)
+    if report.summary:  # files waiting in failed/: the operator sees them in the UI, not only in a log line
+        create_markdown_artifact(key=DROP_FOLDER_ARTIFACT, markdown=report.summary,
+                                 description="Tệp trong thư mục failed/ của thư mục nhận báo cáo, cần xử lý")
+    return _log_report(report, "folder")
 
 
-@task(name="send-replies", cache_policy=NO_CACHE)
+@task(name="send-replies", cache_policy=NO_CACHE, task_run_name="send replies")
 def send_replies() -> dict[str, Any]:
     cfg = runtime.config()
     delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["receipt", "problems", "returned"])
@@ -81,7 +98,7 @@ def send_replies() -> dict[str, Any]:
     return {"sent": len(delivery.sent), "failed": len(delivery.failed)}
 
 
-@flow(name="collect")
+@flow(name="collect", flow_run_name=runnames.namer("collect", runnames.collect_name))
 def collect(as_of: datetime | None = None, mailbox: bool = True, folder: bool = True) -> dict[str, Any]:
     """Read the intake mailbox and the drop folder, store and check every file, reply to each sender."""
     result: dict[str, Any] = {}

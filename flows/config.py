@@ -6,6 +6,7 @@ the key and what is wrong, so an office that edits a TOML file can fix it withou
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from flows.catalog import DERIVED_KINDS, INDICATOR_KINDS, OPS, Catalog, Derived, Group, Indicator, Relation
 from flows.hierarchy import LEVELS, Hierarchy, Unit
@@ -70,14 +71,30 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///var/baocao.db"
     var_dir: Path = Path("var")
     drop_folder: Path = Path("var/dropbox")
+    # A dropped file is taken once it has not changed for this long (a copy still running is left for
+    # the next run instead of being parked in failed/ as a broken workbook); see collect_folder.
+    drop_settle_seconds: float = Field(5, ge=0)
     sender: str = "baocao@bonoivu.example"
     reply_to: str = "nopbaocao@bonoivu.example"
     token_secret: SecretStr = SecretStr("demo-secret-change-me")
     form_version: int = 1
     sender_check: str = "flag"
     max_attachment_bytes: int = 10_000_000
+    # Reply floods: files read from one message (the rest are named in one reply, unread).
+    max_attachments_per_message: int = Field(20, gt=0)
+    # ... and replies to one address per hour: beyond, a reply is stored "throttled", not sent.
+    max_replies_per_address_per_hour: int = Field(20, gt=0)
+    # A login to a non-loopback IMAP/SMTP host without TLS (no SSL, no STARTTLS): "warn" or "refuse".
+    plaintext_credentials: str = Field("warn", pattern="^(warn|refuse)$")
     chase_time: time = time(8, 30)
-    collect_every_minutes: int = 5
+    consolidate_time: time = time(17, 0)
+    collect_every_minutes: float = Field(5, gt=0)
+    prefect_port: int = 4200  # the local Prefect server `baocao up` starts when PREFECT_API_URL is unset
+    mail_dir: Path = Path("var/mail")  # where the built-in SMTP server of `baocao up` files what it receives
+    scheduling_check_seconds: float = Field(45, gt=0)  # serve/up: how long the server may take to schedule runs
+    # Where the results a Retry reuses are kept: "" Prefect's default, a path every worker mounts, or
+    # "block:<type>/<name>" (a Prefect storage block); see flows/results.py.
+    result_storage: str = ""
     smtp: SmtpConfig = SmtpConfig()
     imap: ImapConfig = ImapConfig()
 
@@ -492,6 +509,70 @@ def _load_static(directory: Path) -> _Static:
             if p not in plans:
                 raise ConfigError(directory / "indicators.toml", f"derived {derived.code}.plans", f"{p!r} is not a plan")
     return _Static(hierarchy, catalog, calendar, plans, directory)
+
+
+# ----------------------------------------------------------------------------- public credentials
+MIN_SECRET_CHARS = 24  # token_urlsafe(18); a human-typed phrase this long is still guessable, but not a default
+# Credentials published with the code (settings.toml, the demo and test servers): anyone can use them.
+PUBLIC_SECRETS = frozenset({
+    Settings.model_fields["token_secret"].default.get_secret_value(),
+    "imap-secret-42",  # flows.imapserver.DemoImapServer's default password
+    "imap-test-secret", "test-token-secret-0123456789",  # tests/conftest.py
+})
+_NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host that is this machine: 127.0.0.0/8, ::1, `localhost` (no DNS lookup: a name
+    that merely resolves to 127.0.0.1 counts as remote, the safe side)."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_public_credentials(settings: Settings, file: str | Path = "settings.toml") -> None:
+    """Raise :class:`ConfigError` when mail leaves this machine with a credential anyone knows.
+
+    The demo secret ships in `settings.toml`: with it anyone computes any unit's token and sends a
+    form as that unit. On loopback (the demo, the tests) nothing leaves the machine, so the defaults
+    stay usable there; with a non-loopback SMTP or IMAP host the token secret must be set, long and
+    not one published with the code, and so must the passwords of the hosts that are remote. The
+    message names the setting and the host, never the value.
+    """
+    remote = [f"{name}.host = {host!r}" for name, host in (("smtp", settings.smtp.host), ("imap", settings.imap.host))
+              if not is_loopback(host)]
+    if not remote:
+        return
+    where = " and ".join(remote)
+    problems: list[tuple[str, str]] = []
+    secret = settings.token_secret.get_secret_value()
+    if not secret.strip():
+        problems.append(("token_secret", "is empty"))
+    elif secret in PUBLIC_SECRETS:
+        problems.append(("token_secret", "is the public demo value (anyone can compute every unit's token with it)"))
+    elif len(secret) < MIN_SECRET_CHARS or len(set(secret)) < 8:
+        problems.append(("token_secret", f"is too short or too uniform ({len(secret)} characters; at least "
+                                         f"{MIN_SECRET_CHARS}, of at least 8 different characters)"))
+    for name, server in (("smtp", settings.smtp), ("imap", settings.imap)):
+        if is_loopback(server.host):
+            continue
+        password = server.password.get_secret_value()
+        if password in PUBLIC_SECRETS:
+            problems.append((f"{name}.password", "is a public demo value"))
+        elif not password and (server.username or name == "imap"):
+            problems.append((f"{name}.password", f"is empty although {name}.username is set" if server.username
+                             else "is empty"))
+    if problems:
+        keys = ", ".join(k for k, _ in problems)
+        detail = "; ".join(f"{k} {p}" for k, p in problems)
+        env = ", ".join(ENV_PREFIX + k.upper().replace(".", "__") for k, _ in problems)
+        how = f" (the token secret: a new random value, e.g. `{_NEW_SECRET}`)" if "token_secret" in keys else ""
+        raise ConfigError(file, keys, f"{detail}, and mail goes beyond this machine ({where}). "
+                                      f"Set {env}{how} before starting.")
 
 
 def check(config: Config, year: int) -> list[str]:

@@ -137,7 +137,10 @@ class ReceivedFile(Base):
     channel: Mapped[str] = mapped_column(String(20))  # email | folder | cli
     sender: Mapped[str | None] = mapped_column(String(300))
     source_ref: Mapped[str | None] = mapped_column(String(300))  # IMAP uid / path
+    # When it reached us (the mailbox's INTERNALDATE, the file's time), which deadlines judge; and when
+    # a collector took it in, later after an outage (None: stored before both were recorded).
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    collected_at: Mapped[datetime | None]
     times_seen: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -192,7 +195,13 @@ class ProcessedMessage(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     uid: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[str | None] = mapped_column(String(300))
-    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)  # collected
+    received_at: Mapped[datetime | None]  # reached the mailbox (INTERNALDATE bounded by the Date header)
+    sender: Mapped[str | None] = mapped_column(String(300))
+    # Why the message was not taken in as files (unreadable, over the size limit, too many files);
+    # an unreadable message keeps its bytes here, as received, since no file could be cut out of it.
+    problem: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 # ----------------------------------------------------------------------------- outbox and reports
@@ -214,7 +223,9 @@ class OutboxMessage(Base):
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     attachments: Mapped[list[Any]] = mapped_column(default=list)  # [{filename, mimetype, blob_id, cid}]
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | sent | failed
+    # pending | sent | failed; replies to a mail: held (until the whole mail is in), merged (into one
+    # reply, see last_error), throttled (over the per-address limit: kept, never sent); flows/replies.py
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

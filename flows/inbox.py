@@ -21,11 +21,15 @@ import logging
 import mimetypes
 import re
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from typing import Any
+
+from flows import cleartext
+from flows.safetext import clean_text, short_name
 
 log = logging.getLogger("baocao.mail")
 
@@ -60,16 +64,21 @@ class ImapSettings:
     timeout: float = 30.0
     batch_size: int = 50
     max_message_bytes: int = 25_000_000
+    plaintext_credentials: str = "warn"  # no TLS to a non-loopback host: "warn" or "refuse" (flows.cleartext)
+    local: Callable[[str], bool] = field(default=cleartext.is_loopback, repr=False, compare=False)  # tests inject
 
 
 @dataclass(frozen=True)
 class FetchedMessage:
-    """One message of the intake mailbox. ``raw == b""`` means: skipped because larger than allowed."""
+    """One message of the intake mailbox. ``raw == b""`` means: skipped because larger than allowed
+    (``header`` then holds its header block, so the sender can still be told)."""
 
     uidvalidity: int
     uid: int
     raw: bytes
     size: int
+    internal_date: datetime | None = None  # when the server received it (IMAP INTERNALDATE)
+    header: bytes = b""
 
     @property
     def skipped(self) -> bool:
@@ -83,6 +92,23 @@ class Part:
     filename: str
     content: bytes
     mimetype: str
+
+
+@dataclass(frozen=True)
+class ReadMessage:
+    """What :func:`read_message` made of a message's bytes; it never raises.
+
+    ``problem`` (English, for the operator's record) says why the message could not be parsed; then
+    ``parts`` is empty and ``sender`` is whatever address the raw From line gives, if any.
+    ``unread`` names the files beyond the per-message cap, listed but not decoded.
+    """
+
+    parts: list[Part]
+    sender: str
+    message_id: str | None
+    sent_at: datetime | None  # the message's own Date header
+    problem: str | None = None
+    unread: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------ connection
@@ -149,6 +175,17 @@ def _session(settings: ImapSettings, *, readonly: bool) -> Iterator[tuple[imapli
     except (OSError, imaplib.IMAP4.error) as exc:
         raise MailboxError(f"cannot connect to IMAP server {_where(settings)}: {exc}") from None
     try:
+        # STARTTLS whenever the server offers it; then LOGIN, after the clear-text rule (flows.cleartext).
+        encrypted = settings.use_ssl
+        if not encrypted and "STARTTLS" in conn.capabilities:
+            conn.starttls(ssl_context=ssl.create_default_context())
+            encrypted = True
+        try:
+            cleartext.check("IMAP", settings.host, settings.port, encrypted=encrypted,
+                            credentials=bool(settings.password), policy=settings.plaintext_credentials,
+                            local=settings.local)
+        except cleartext.CleartextRefused as exc:
+            raise MailboxError(str(exc)) from None
         _login(conn, settings)
         typ, data = conn.select(_encode_mailbox(settings.mailbox), readonly=readonly)
         if typ != "OK":
@@ -250,10 +287,18 @@ def _fetch_batch(
     conn: imaplib.IMAP4, settings: ImapSettings, uidvalidity: int, batch: Sequence[int]
 ) -> Iterator[FetchedMessage]:
     sizes: dict[int, int] = {}
-    for uid, (text, _) in _fetch(conn, batch, "(RFC822.SIZE)").items():
+    arrived: dict[int, datetime] = {}
+    for uid, (text, _) in _fetch(conn, batch, "(RFC822.SIZE INTERNALDATE)").items():
         match = re.search(rb"RFC822\.SIZE (\d+)", text)
         if match:
             sizes[uid] = int(match.group(1))
+        when = _internal_date(text)
+        if when is not None:
+            arrived[uid] = when
+    # The header of a message too big to download: enough to tell its sender why it was not read.
+    big = [uid for uid in batch if sizes.get(uid, 0) > settings.max_message_bytes]
+    headers = ({uid: lit for uid, (_, lit) in _fetch(conn, big, "(BODY.PEEK[HEADER])").items() if lit is not None}
+               if big else {})
     # Group the messages to download so one round trip stays under FETCH_BYTES_PER_ROUNDTRIP.
     groups: list[list[int]] = [[]]
     group_bytes = 0
@@ -273,13 +318,30 @@ def _fetch_batch(
             continue
         bodies = {uid: lit for uid, (_, lit) in _fetch(conn, group, "(BODY.PEEK[])").items() if lit is not None}
         while pending and pending[0] <= group[-1]:
-            yield from _one(settings, uidvalidity, pending.pop(0), sizes, bodies)
+            yield from _one(settings, uidvalidity, pending.pop(0), sizes, bodies, arrived, headers)
     for uid in pending:
-        yield from _one(settings, uidvalidity, uid, sizes, {})
+        yield from _one(settings, uidvalidity, uid, sizes, {}, arrived, headers)
+
+
+def _internal_date(text: bytes) -> datetime | None:
+    """INTERNALDATE of a FETCH response, aware; None when absent or malformed."""
+    match = re.search(rb'INTERNALDATE "([^"]+)"', text)
+    if match is None:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(_imap_date_to_rfc2822(match.group(1).decode("ascii")))
+    except (ValueError, TypeError, IndexError, UnicodeError):
+        return None
+
+
+def _imap_date_to_rfc2822(value: str) -> str:
+    """'17-Jul-1996 02:44:25 -0700' (RFC 3501 date-time) -> '17 Jul 1996 02:44:25 -0700'."""
+    return value.strip().replace("-", " ", 2)
 
 
 def _one(
-    settings: ImapSettings, uidvalidity: int, uid: int, sizes: dict[int, int], bodies: dict[int, bytes]
+    settings: ImapSettings, uidvalidity: int, uid: int, sizes: dict[int, int], bodies: dict[int, bytes],
+    arrived: dict[int, datetime], headers: dict[int, bytes],
 ) -> Iterator[FetchedMessage]:
     size = sizes.get(uid)
     if size is None:
@@ -288,12 +350,12 @@ def _one(
     elif size > settings.max_message_bytes:
         log.warning("mailbox %s: message UID %d is %d bytes, above the %d-byte limit; not downloaded",
                     settings.mailbox, uid, size, settings.max_message_bytes)
-        yield FetchedMessage(uidvalidity, uid, b"", size)
+        yield FetchedMessage(uidvalidity, uid, b"", size, arrived.get(uid), headers.get(uid, b""))
     elif uid not in bodies:
         log.warning("mailbox %s: message UID %d was deleted before its body was fetched; skipped",
                     settings.mailbox, uid)
     else:
-        yield FetchedMessage(uidvalidity, uid, bodies[uid], len(bodies[uid]))
+        yield FetchedMessage(uidvalidity, uid, bodies[uid], len(bodies[uid]), arrived.get(uid))
 
 
 def _clean_filename(name: str) -> str:
@@ -304,16 +366,19 @@ def _clean_filename(name: str) -> str:
         except (ValueError, LookupError):
             pass
     name = re.split(r"[\\/]", name)[-1]
-    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
+    name = short_name(clean_text(_printable(name)).strip(), 255)  # 20,000 characters made a 20,039-character subject
     return name if name not in ("", ".", "..") else ""
 
 
-def attachments(raw: bytes) -> tuple[EmailMessage, list[Part]]:
+def attachments(raw: bytes, *, limit: int | None = None,
+                unread: list[str] | None = None) -> tuple[EmailMessage, list[Part]]:
     """Parse ``raw``; return the message and every file in it, in document order.
 
     A file is any leaf part with a file name (RFC 2231 and RFC 2047 names decoded, directory parts
     removed), or a spreadsheet/CSV part sent without one (it gets ``attachment-N.<ext>``). Files inside
     forwarded messages (message/rfc822) count too: units often forward the form they filled in.
+    Beyond ``limit`` files, the names of the others go to ``unread`` and their content is not decoded.
+    May raise on a malformed message: :func:`read_message` is the caller's safe entry.
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
@@ -330,6 +395,10 @@ def attachments(raw: bytes) -> tuple[EmailMessage, list[Part]]:
             if mimetype not in SPREADSHEET_TYPES:
                 continue
             filename = f"attachment-{len(parts) + 1}{SPREADSHEET_TYPES[mimetype]}"
+        if limit is not None and len(parts) >= limit:
+            if unread is not None:
+                unread.append(filename)
+            continue
         content = part.get_payload(decode=True)
         if not isinstance(content, bytes):
             continue
@@ -337,6 +406,76 @@ def attachments(raw: bytes) -> tuple[EmailMessage, list[Part]]:
             mimetype = mimetypes.guess_type(filename)[0] or mimetype
         parts.append(Part(filename=filename, content=content, mimetype=mimetype))
     return msg, parts
+
+
+# Multipart and forwarded-message parts a message may hold. Each can nest in the last, and the email
+# package recurses once per level (1,000 levels: RecursionError after a second), so a message with
+# more is refused before it is parsed. Real replies hold two or three.
+MAX_CONTAINERS = 50
+
+
+def read_message(raw: bytes, *, limit: int | None = None) -> ReadMessage:
+    """Everything intake needs from a message's bytes, without ever raising.
+
+    Python's email package raises on some malformed headers (AttributeError, IndexError, TypeError,
+    HeaderParseError...) and on deep nesting (RecursionError). One such message must not stop the
+    mailbox: it comes back with the reason in ``problem`` and the sender read from the raw From
+    line when that is possible at all, so it can be recorded, answered and passed over.
+    """
+    fallback = _raw_sender(raw)
+    containers = _containers(raw)
+    if containers > MAX_CONTAINERS:
+        return ReadMessage([], fallback, None, None,
+                           f"{containers} multipart/message parts (at most {MAX_CONTAINERS}): nested too deep to parse")
+    unread: list[str] = []
+    try:
+        msg, parts = attachments(raw, limit=limit, unread=unread)
+    except Exception as exc:  # noqa: BLE001 - any parser failure makes the message unreadable, not the run
+        return ReadMessage([], fallback, None, None, f"cannot be parsed: {type(exc).__name__}: {exc}"[:500])
+    return ReadMessage(parts, _printable(_safe(lambda: sender_address(msg), "")) or fallback,
+                       _safe(lambda: _printable(str(msg.get("Message-ID", "") or ""))[:300] or None, None),
+                       _safe(lambda: _sent_at(msg), None), None, unread)
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters and lone surrogates (undecodable bytes the parser kept): what
+    neither the database (PostgreSQL refuses NUL) nor a reply's header can carry."""
+    return "".join(ch for ch in text if ch >= " " and ch != "\x7f" and not "\ud800" <= ch <= "\udfff")
+
+
+def _safe(get: Any, default: Any) -> Any:
+    try:
+        return get()
+    except Exception:  # noqa: BLE001 - a header the parser chokes on counts as absent
+        return default
+
+
+def _sent_at(msg: Message) -> datetime | None:
+    value = msg.get("Date")
+    if value is None:
+        return None
+    when = getattr(value, "datetime", None) or email.utils.parsedate_to_datetime(str(value))
+    if when is None:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+_ADDRESS = re.compile(rb"[A-Za-z0-9._%+'=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def _raw_sender(raw: bytes) -> str:
+    """The first address on the raw From line(s) of the header block, '' when there is none."""
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    match = re.search(rb"^From:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)", head, re.IGNORECASE | re.MULTILINE)
+    if match is None:
+        return ""
+    found = _ADDRESS.search(match.group(1))
+    return found.group(0).decode("ascii", "replace").lower() if found else ""
+
+
+def _containers(raw: bytes) -> int:
+    """How many multipart or message/rfc822 parts the message declares (counted without parsing)."""
+    return len(re.findall(rb"(?im)^content-type:[ \t]*(?:multipart/|message/rfc822)", raw))
 
 
 def sender_address(msg: Message) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -36,8 +36,9 @@ from flows.db import (
     utcnow,
 )
 from flows.formatting import number_vi
-from flows.reader import Problem, Submitted, read_submission
+from flows.reader import Problem, Submitted, problems_for, read_submission
 from flows.reporting_calendar import Period, PeriodError
+from flows.safetext import clean_text
 from flows.store import StaleState, audit, set_state, set_states
 from flows.templating import render_mail
 from flows.tokens import verify_token
@@ -57,8 +58,12 @@ class Incoming:
     filename: str
     channel: str  # email | folder | cli
     sender: str | None = None
-    received_at: datetime | None = None
+    received_at: datetime | None = None  # when it reached us (deadlines judge this)
     source_ref: str | None = None
+    collected_at: datetime | None = None  # when a collector took it in (default: now)
+    # The mailbox collector holds the replies to a file and merges those of one mail into one
+    # (flows.replies): a mail with 200 attachments gets one answer, not 200.
+    hold_replies: bool = False
 
 
 @dataclass
@@ -123,7 +128,7 @@ def store_file(db: Database, inc: Incoming, *, keep_content: bool = True) -> tup
                 row = ReceivedFile(sha256=digest, filename=inc.filename[:300], size=len(inc.data),
                                    content=inc.data if keep_content else b"",
                                    channel=inc.channel, sender=inc.sender, source_ref=inc.source_ref,
-                                   received_at=received_at)
+                                   received_at=received_at, collected_at=inc.collected_at or utcnow())
                 s.add(row)
                 s.flush()
                 return row.id, False
@@ -139,7 +144,7 @@ def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | No
     `read`: what :func:`flows.reader.read_submission` gave for this file, if it was read already.
     """
     received_at = inc.received_at or utcnow()
-    inc = Incoming(inc.data, inc.filename, inc.channel, inc.sender, received_at, inc.source_ref)
+    inc = replace(inc, received_at=received_at)
     if len(inc.data) > cfg.settings.max_attachment_bytes:
         file_id, duplicate = store_file(db, inc, keep_content=False)
         if duplicate:
@@ -153,6 +158,7 @@ def take_in(db: Database, cfg: Config, inc: Incoming, *, override: Override | No
     file_id, duplicate = store_file(db, inc)
     digest = hashlib.sha256(inc.data).hexdigest()
     if duplicate and _settled(db, file_id, override):
+        _reply_older_version(db, cfg, inc, file_id, digest)
         return Outcome(file_id, True, [UnitOutcome(None, None, "duplicate")])
     submitted, file_problems = read or read_submission(inc.data, inc.filename, cfg.catalog,
                                                        max_bytes=cfg.settings.max_attachment_bytes)
@@ -294,14 +300,14 @@ def _batch_ready(s: Session, cfg: Config, incs: Sequence[Incoming],
         earlier, last_year = histories[period.code][unit]
         if not any(v is not None for v in last_year.values()):
             last_year = dict(sub.previous_year)
-        file_problems = reads[i][1]  # type: ignore[index]
+        file_problems = problems_for(reads[i][1], sub.unit_code, sub.period)  # type: ignore[index]
         problems = list(file_problems) + validate(
             sub, cfg.catalog, filename=inc.filename, earlier_same_year=earlier, last_year=last_year)
         if has_errors(problems):
             leave(unit, i)
             continue
         taken.add(req.id)
-        ready.append(_Ready(i, Incoming(inc.data, inc.filename, inc.channel, inc.sender, received_at, inc.source_ref),
+        ready.append(_Ready(i, replace(inc, received_at=received_at),
                             digests[i], sub, req, problems, received_at > req.due_at, (versions.get(req.id) or 0) + 1))
     return ready
 
@@ -311,7 +317,8 @@ def _write_batch(s: Session, cfg: Config, ready: list[_Ready]) -> None:
     file_ids = s.scalars(insert(ReceivedFile).returning(ReceivedFile.id, sort_by_parameter_order=True), [
         {"sha256": r.digest, "filename": r.inc.filename[:300], "size": len(r.inc.data), "content": r.inc.data,
          "channel": r.inc.channel, "sender": r.inc.sender, "source_ref": r.inc.source_ref,
-         "received_at": r.inc.received_at, "times_seen": 1} for r in ready]).all()
+         "received_at": r.inc.received_at, "collected_at": r.inc.collected_at or utcnow(), "times_seen": 1}
+        for r in ready]).all()
     sub_ids = s.scalars(insert(Submission).returning(Submission.id, sort_by_parameter_order=True), [
         {"file_id": f, "request_id": r.req.id, "unit_code": r.req.unit_code, "period": r.sub.period,
          "version": r.version, "status": "accepted", "late": r.late, "flagged": None, "errors": [],
@@ -445,14 +452,17 @@ def _check_request(cfg: Config, inc: Incoming, sub: Submitted, unit_code: str, p
                 f"{period.code} (biểu mẫu của đơn vị khác, của kỳ khác hoặc đã bị sửa). Đề nghị dùng đúng biểu mẫu "
                 "đã được gửi cho đơn vị.", sheet="Thông tin", value=(sub.token or "")[:8] + "…"))
             return req, problems, None
-    if inc.channel == "email" and inc.sender:
+    if inc.channel == "email":
+        # No usable From (absent, unparseable, an empty group) is no registered sender either.
         registered = {a.lower() for a in unit.all_emails}
-        if inc.sender.lower() not in registered:
+        if not inc.sender or inc.sender.lower() not in registered:
             if cfg.settings.sender_check == "reject" and override is None:
-                problems.append(_problem(f, "sender", f"Thư gửi từ địa chỉ {inc.sender} chưa được đăng ký cho "
-                                         f"{unit.name}. Đề nghị gửi từ địa chỉ đầu mối đã đăng ký."))
+                message = (f"Thư gửi từ địa chỉ {inc.sender} chưa được đăng ký cho {unit.name}." if inc.sender else
+                           f"Thư gửi biểu mẫu của {unit.name} không ghi địa chỉ người gửi hợp lệ (trường «From»).")
+                problems.append(_problem(f, "sender", message + " Đề nghị gửi từ địa chỉ đầu mối đã đăng ký."))
                 return req, problems, None
-            flag = (flag + "; " if flag else "") + f"unregistered sender {inc.sender}"
+            flag = (flag + "; " if flag else "") + (f"unregistered sender {inc.sender}" if inc.sender
+                                                    else "no sender address")
     return req, problems, flag
 
 
@@ -463,6 +473,8 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
     with db.session() as s:
         _lock_file(s, file_id)
         req, problems, flag = _identify(s, cfg, inc, sub, override=override, unit_hint=unit_hint)
+        if req is None or problems:  # refused: the unit's own CSV rows' problems say more than "no such period"
+            problems += [p for p in file_problems if p.unit is not None and p.unit == sub.unit_code]
         period = sub.period
         if req is not None and not again and any(_final(status, errors, override) for status, errors in s.execute(
                 select(Submission.status, Submission.errors).where(Submission.file_id == file_id,
@@ -497,8 +509,9 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
         earlier, last_year = _history(s, req.unit_code, Period.parse(period))
         if not any(v is not None for v in last_year.values()):
             last_year = dict(sub.previous_year)
-        problems = list(file_problems) + validate(sub, cfg.catalog, filename=inc.filename,
-                                                  earlier_same_year=earlier, last_year=last_year)
+        # A multi-unit file's problems are judged per unit: its rows' and the file's own, no other unit's.
+        problems = problems_for(file_problems, sub.unit_code, period) + validate(
+            sub, cfg.catalog, filename=inc.filename, earlier_same_year=earlier, last_year=last_year)
         errors = [p for p in problems if p.severity == "error"]
         warnings = [p for p in problems if p.severity != "error"]
         if has_errors(problems):
@@ -588,8 +601,9 @@ def _on_time(req: Request, late: bool) -> bool:
 def _value_rows(submission_id: int, sub: Submitted) -> list[dict[str, Any]]:
     rows = [{"submission_id": submission_id, "indicator": code, "number": value,
              "previous_year": sub.previous_year.get(code), "text": None} for code, value in sub.values.items()]
+    # Text goes into the consolidated docx/xlsx: bidi controls and zero-width characters stay out.
     rows += [{"submission_id": submission_id, "indicator": code, "number": None, "previous_year": None,
-              "text": text.strip()} for code, text in sub.texts.items() if text and text.strip()]
+              "text": clean_text(text).strip()} for code, text in sub.texts.items() if text and clean_text(text).strip()]
     return rows
 
 
@@ -605,7 +619,7 @@ def _task_ids(s: Session, units: Sequence[str]) -> dict[str, dict[int, int]]:
 
 def _task_rows(tasks: dict[int, int], submission_id: int, sub: Submitted) -> list[dict[str, Any]]:
     return [{"submission_id": submission_id, "task_id": tasks[t.number], "status": t.status,
-             "product": t.product or None, "note": t.note or None}
+             "product": clean_text(t.product or "") or None, "note": clean_text(t.note or "") or None}
             for t in sub.tasks if t.number in tasks and t.status]
 
 
@@ -658,7 +672,8 @@ def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcom
     )
     return {"key": outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, name, digest[:16]),
             "kind": name, "stage": digest[:16], "unit": req.unit_code, "period": req.cycle.period,
-            "cycle_id": req.cycle_id, "to": to, "subject": subject, "text": text, "html": html}
+            "cycle_id": req.cycle_id, "to": to, "subject": subject, "text": text, "html": html,
+            "status": "held" if inc.hold_replies else "pending"}
 
 
 def _reply_unidentified(db: Database, cfg: Config, inc: Incoming, digest: str, problems: Sequence[Problem]) -> None:
@@ -674,7 +689,42 @@ def _reply_unidentified_in(s: Session, cfg: Config, inc: Incoming, digest: str, 
                                       contact_name="Bộ phận tổng hợp", contact_email=cfg.settings.reply_to,
                                       reply_to=cfg.settings.reply_to)
     outbox.enqueue(s, key=outbox.message_key("unknown", "", digest[:16], "problems", "file"), kind="problems",
-                   stage=digest[:16], to=[inc.sender], subject=subject, text=text, html=html)
+                   stage=digest[:16], to=[inc.sender], subject=subject, text=text, html=html,
+                   status="held" if inc.hold_replies else "pending")
+
+
+def _reply_older_version(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: str) -> None:
+    """A unit mailing again a version that a later one replaced is told which version is current.
+
+    The same bytes are judged once (a duplicate changes nothing), so without this the unit would
+    believe the old version counts again. One answer per incoming mail and unit (keyed by the
+    mail's reference), and only by e-mail: the drop folder has no sender to answer.
+    """
+    if inc.channel != "email" or not inc.sender:
+        return
+    with db.session() as s:
+        old = s.scalars(select(Submission).where(Submission.file_id == file_id, Submission.status == "superseded")
+                        .order_by(Submission.id)).all()
+        for sub in old:
+            current = s.scalars(select(Submission).where(Submission.request_id == sub.request_id,
+                                                         Submission.status == "accepted")).first()
+            req = s.get(Request, sub.request_id)
+            if current is None or req is None:
+                continue
+            unit = cfg.hierarchy[req.unit_code]
+            parent = cfg.hierarchy.parent(req.unit_code)
+            subject, text, html = render_mail(
+                "older_version", unit=unit, period=Period.parse(req.cycle.period), filename=inc.filename,
+                old_version=sub.version, old_received=sub.received_at, version=current.version,
+                received=current.received_at, contact_name=parent.name if parent else unit.name,
+                contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else ""),
+                reply_to=cfg.settings.reply_to)
+            ref = hashlib.sha256((inc.source_ref or "").encode()).hexdigest()[:8]
+            outbox.enqueue(s, key=outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, "older",
+                                                     f"{digest[:16]}-{ref}"),
+                           kind="problems", stage=digest[:16], unit=req.unit_code, period=req.cycle.period,
+                           cycle_id=req.cycle_id, to=[inc.sender], subject=subject, text=text, html=html,
+                           status="held" if inc.hold_replies else "pending")
 
 
 def reprocess_latest(db: Database, cfg: Config, unit: str, period: str) -> list[Outcome]:

@@ -56,6 +56,8 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
+from flows import cleartext
+
 log = logging.getLogger("baocao.mail")
 
 # Vietnam has had no daylight saving time since 1975: a fixed offset is exact and needs no tzdata.
@@ -77,6 +79,8 @@ class SmtpSettings:
     max_attempts: int = 5  # for temporary failures
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    plaintext_credentials: str = "warn"  # no TLS to a non-loopback host: "warn" or "refuse" (flows.cleartext)
+    local: Callable[[str], bool] = field(default=cleartext.is_loopback, repr=False, compare=False)  # tests inject
 
 
 @dataclass(frozen=True)
@@ -542,12 +546,16 @@ class _Connection:
             return self.smtp
         self.drop()
         s = self.settings
-        smtp = aiosmtplib.SMTP(
-            hostname=s.host, port=s.port, username=s.username, password=s.password,
-            use_tls=s.use_tls, start_tls=s.start_tls, timeout=s.timeout,
-        )
+        # Connect (and STARTTLS when offered, start_tls None) first, log in after: the clear-text rule
+        # (flows.cleartext) is decided on the connection as it is, before a password goes over it.
+        smtp = aiosmtplib.SMTP(hostname=s.host, port=s.port, use_tls=s.use_tls, start_tls=s.start_tls,
+                               timeout=s.timeout)
         try:
             await smtp.connect()
+            if s.username:
+                cleartext.check("SMTP", s.host, s.port, encrypted=smtp.get_transport_info("sslcontext") is not None,
+                                credentials=bool(s.password), policy=s.plaintext_credentials, local=s.local)
+                await smtp.login(s.username, s.password or "")
         except BaseException:
             smtp.close()
             raise
@@ -657,6 +665,10 @@ class _Sender:
                 log.error("mail %s to %s not sent: %s", mail.key, who, detail)
                 # Retrying cannot fix credentials; every other message would fail the same way.
                 return SendResult(mail.key, "temporary", self._stop_all(detail), {}, attempts)
+            except cleartext.CleartextRefused as exc:
+                conn.drop()
+                log.error("mail %s to %s not sent: %s", mail.key, who, exc)
+                return SendResult(mail.key, "temporary", self._stop_all(str(exc)), {}, attempts)
             except SMTPRecipientsRefused as exc:
                 refused = {r.recipient: self._clean(f"{r.code} {r.message}") for r in exc.recipients}
                 for rcpt, why in refused.items():

@@ -70,13 +70,16 @@ def exists(session: Session, key: str) -> bool:
 def enqueue(
     session: Session, *, key: str, kind: str, to: Sequence[str], subject: str, text: str, html: str | None = None,
     cc: Sequence[str] = (), stage: str = "", unit: str | None = None, period: str | None = None,
-    cycle_id: int | None = None, attachments: Sequence[FileAttachment] = (),
+    cycle_id: int | None = None, attachments: Sequence[FileAttachment] = (), status: str = "pending",
 ) -> bool:
-    """Write a message unless its key is there already. True when it was new."""
+    """Write a message unless its key is there already. True when it was new.
+
+    `status="held"`: written but not sent until released (the replies to one incoming mail, merged
+    into one by :mod:`flows.replies` once the whole mail is taken in)."""
     if exists(session, key):
         return False
     enqueue_all(session, [dict(key=key, kind=kind, to=to, subject=subject, text=text, html=html, cc=cc, stage=stage,
-                               unit=unit, period=period, cycle_id=cycle_id, attachments=attachments)])
+                               unit=unit, period=period, cycle_id=cycle_id, attachments=attachments, status=status)])
     return True
 
 
@@ -115,12 +118,12 @@ def enqueue_many(session: Session, messages: Sequence[dict[str, Any]]) -> None:
 
 def _row(*, key: str, kind: str, to: Sequence[str], subject: str, text: str, html: str | None = None,
          cc: Sequence[str] = (), stage: str = "", unit: str | None = None, period: str | None = None,
-         cycle_id: int | None = None, refs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+         cycle_id: int | None = None, refs: Sequence[dict[str, Any]] = (), status: str = "pending") -> dict[str, Any]:
     return {
         "key": key, "kind": kind, "stage": stage, "unit_code": unit, "period": period, "cycle_id": cycle_id,
         "recipients": list(dict.fromkeys(to)), "cc": [c for c in dict.fromkeys(cc) if c not in to],
         "subject": subject, "body_text": text, "body_html": html, "attachments": list(refs),
-        "status": "pending", "attempts": 0, "created_at": utcnow(),
+        "status": status, "attempts": 0, "created_at": utcnow(),
     }
 
 
@@ -129,7 +132,7 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
     return SmtpSettings(
         host=s.host, port=s.port, username=s.username or None, password=s.password.get_secret_value() or None,
         use_tls=s.use_tls, start_tls=s.start_tls, timeout=s.timeout, concurrency=s.concurrency,
-        max_attempts=s.max_attempts, backoff_base=s.backoff_base,
+        max_attempts=s.max_attempts, backoff_base=s.backoff_base, plaintext_credentials=settings.plaintext_credentials,
     )
 
 

@@ -30,7 +30,7 @@ import unicodedata
 import xml.parsers.expat
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -90,6 +90,21 @@ class Problem:
     value: str | None
     rule: str
     message_vi: str
+    # Whose problem it is in a file that holds several units (a CSV): the unit and period of its row.
+    # None: the file's (encoding, header, a row naming no unit), which every unit in the file shares.
+    unit: str | None = None
+    period: str | None = None
+
+
+def problems_for(problems: Sequence[Problem], unit: str | None, period: str | None) -> list[Problem]:
+    """The problems of `problems` that concern one unit's answer: the file's own and that unit's rows.
+
+    One bad row of a 3,000-unit CSV is its unit's problem: the other units are judged (and answered)
+    without it. A problem of the unit with no period (a row whose period cannot be read) concerns
+    every period of that unit in the file.
+    """
+    return [p for p in problems if p.unit is None
+            or (p.unit == unit and (p.period is None or p.period == period))]
 
 
 @dataclass
@@ -138,7 +153,8 @@ class Limits:
     max_cols: int = 200
     max_nesting: int = 100
     max_csv_rows: int = 500_000
-    max_problems: int = 200
+    max_problems: int = 200  # per unit and period of a CSV (or per file)
+    max_problems_total: int = 20_000  # a 500,000-row CSV of errors stays a few MB
 
 
 LIMITS = Limits()
@@ -165,26 +181,35 @@ def location_vi(file: str, sheet: str | None = None, cell: str | None = None, co
 def make_problem(
     severity: Severity, file: str, rule: str, detail_vi: str, *, sheet: str | None = None,
     cell: str | None = None, code: str | None = None, value: object = None,
+    unit: str | None = None, period: str | None = None,
 ) -> Problem:
     """A :class:`Problem` whose message starts with its location, then says what is wrong and why."""
     shown = None if value is None else _short(value)
     return Problem(severity, file, sheet, cell, code, shown, rule,
-                   f"{location_vi(file, sheet, cell, code)}: {detail_vi}")
+                   f"{location_vi(file, sheet, cell, code)}: {detail_vi}", unit, period)
 
 
 class _Problems:
-    """Collects problems for one file, capped so that a 100,000-row CSV of errors stays readable."""
+    """Collects problems for one file, capped so that a 100,000-row CSV of errors stays readable.
+
+    The cap counts per owner (the unit and period of a CSV row, or the file): a CSV of 3,000 units
+    where the first ones have many errors still reports the last unit's own problem to it, and the
+    "more problems" note goes to the owner whose problems were cut.
+    """
 
     def __init__(self, file: str, limits: Limits) -> None:
         self.file = file
         self.items: list[Problem] = []
-        self.dropped = 0
-        self.limit = limits.max_problems
+        self.counts: dict[tuple[str | None, str | None], int] = {}
+        self.dropped: dict[tuple[str | None, str | None], int] = {}
+        self.limit, self.total = limits.max_problems, limits.max_problems_total
 
     def add(self, severity: Severity, rule: str, detail_vi: str, **where: Any) -> None:
-        if len(self.items) >= self.limit:
-            self.dropped += 1
+        owner = (where.get("unit"), where.get("period"))
+        if self.counts.get(owner, 0) >= self.limit or len(self.items) >= self.total:
+            self.dropped[owner] = self.dropped.get(owner, 0) + 1
             return
+        self.counts[owner] = self.counts.get(owner, 0) + 1
         self.items.append(make_problem(severity, self.file, rule, detail_vi, **where))
 
     def error(self, rule: str, detail_vi: str, **where: Any) -> None:
@@ -194,12 +219,14 @@ class _Problems:
         self.add("warning", rule, detail_vi, **where)
 
     def done(self) -> list[Problem]:
-        if self.dropped:
-            severity: Severity = "error" if any(p.severity == "error" for p in self.items) else "warning"
+        for (unit, period), dropped in self.dropped.items():
+            own = [p for p in self.items if (p.unit, p.period) == (unit, period)]
+            severity: Severity = "error" if any(p.severity == "error" for p in own) else "warning"
             self.items.append(make_problem(
                 severity, self.file, "too_many_problems",
-                f"còn {self.dropped} vấn đề khác không liệt kê; hãy sửa các lỗi trên rồi gửi lại.",
+                f"còn {dropped} vấn đề khác không liệt kê; hãy sửa các lỗi trên rồi gửi lại.", unit=unit, period=period,
             ))
+        self.dropped = {}
         return self.items
 
 
@@ -990,7 +1017,7 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
               problems: _Problems) -> list[Submitted]:
     subs: dict[tuple[str, str], Submitted] = {}
     lines: dict[tuple[str, str, str], int] = {}
-    bad_periods: set[str] = set()
+    bad_periods: set[tuple[str, str]] = set()
     count = 0
     for row in reader:
         line = reader.line_num
@@ -1006,17 +1033,20 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
 
         where = f"dòng {line}"
         unit, period_text, code = get("ma_don_vi").upper(), get("ky_bao_cao"), get("ma_chi_tieu").upper()
+        # A row's problems are its unit's (and period's): the other units of the file do not share them.
+        # A row naming no unit may hold anyone's figures, so that one stays the whole file's problem.
         if not unit or not period_text or not code:
             empty = [n for n, v in (("ma_don_vi", unit), ("ky_bao_cao", period_text), ("ma_chi_tieu", code)) if not v]
-            problems.error("csv_missing_field", f"thiếu {', '.join(empty)}.", cell=where)
+            problems.error("csv_missing_field", f"thiếu {', '.join(empty)}.", cell=where, unit=unit or None)
             continue
         try:
             period = Period.parse(period_text).code
         except PeriodError as exc:
-            if period_text not in bad_periods:
-                bad_periods.add(period_text)
-                problems.error("bad_period", exc.message_vi, cell=where, value=period_text)
+            if (unit, period_text) not in bad_periods:
+                bad_periods.add((unit, period_text))
+                problems.error("bad_period", exc.message_vi, cell=where, value=period_text, unit=unit)
             continue
+        mine = {"unit": unit, "period": period}
         sub = subs.get((unit, period))
         if sub is None:
             sub = subs[(unit, period)] = Submitted(unit, period, None, None, "csv")
@@ -1026,17 +1056,17 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
                 sub.token, sub.form_version = token, token_version(token)
             elif token != sub.token:
                 problems.error("csv_conflicting_token", f"mã xác thực khác với các dòng trước của đơn vị «{unit}», "
-                               f"kỳ {period}.", cell=where, value=token)
+                               f"kỳ {period}.", cell=where, value=token, **mine)
         key = (unit, period, code)
         if key in lines:
             problems.error("duplicate_code", f"đơn vị «{unit}», kỳ {period} đã có dòng cho mã «{code}» "
-                           f"(dòng {lines[key]}).", cell=where, code=code)
+                           f"(dòng {lines[key]}).", cell=where, code=code, **mine)
             sub.reported.add(code)
             continue
         lines[key] = line
         if code not in catalog or catalog[code].kind not in ("count", "text"):
             problems.warning("unknown_code", f"mã «{code}» không có trong danh mục chỉ tiêu; dòng bị bỏ qua.",
-                             cell=where, code=code, value=code)
+                             cell=where, code=code, value=code, **mine)
             continue
         indicator = catalog[code]
         value = get("gia_tri")
@@ -1053,7 +1083,7 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
             if indicator.required:
                 sub.reported.add(code)
                 problems.error("required", f"chưa có giá trị cho chỉ tiêu bắt buộc «{indicator.label}» "
-                               f"(đơn vị «{unit}», kỳ {period}).", cell=where, code=code)
+                               f"(đơn vị «{unit}», kỳ {period}).", cell=where, code=code, **mine)
         else:
             try:
                 sub.values[code] = parse_vi_int(value)
@@ -1061,7 +1091,7 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
                 sub.values[code] = None
                 sub.reported.add(code)
                 problems.error("non_negative_integer", f"giá trị không hợp lệ: {exc}", cell=where, code=code,
-                               value=value)
+                               value=value, **mine)
         previous = get("cung_ky_nam_truoc")
         if "cung_ky_nam_truoc" in columns:
             sub.previous_year[code] = None
@@ -1070,13 +1100,19 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
                 sub.previous_year[code] = parse_vi_int(previous)
             except ValueError as exc:
                 problems.error("non_negative_integer", f"số liệu cùng kỳ năm trước không hợp lệ: {exc}",
-                               cell=where, code=code, value=previous)
+                               cell=where, code=code, value=previous, **mine)
     if not subs and not problems.items:
         raise _Refused("empty_file", "tệp CSV không có dòng số liệu nào (chỉ có dòng tiêu đề).")
+    # A unit whose every row has a problem that hides its period still gets an answer of its own
+    # (its problems), rather than having them land on the other units of the file.
+    read_units = {unit for unit, _ in subs}
+    for unit in dict.fromkeys(p.unit for p in problems.items if p.unit and p.unit not in read_units):
+        subs[(unit, "")] = Submitted(unit, None, None, None, "csv")
     for sub in subs.values():
         for indicator in catalog.counts:
             if indicator.required and indicator.code not in sub.values and indicator.code not in sub.reported:
                 sub.reported.add(indicator.code)
                 problems.error("missing_row", f"đơn vị «{sub.unit_code}», kỳ {sub.period}: thiếu dòng cho chỉ tiêu "
-                               f"bắt buộc «{indicator.label}».", code=indicator.code)
+                               f"bắt buộc «{indicator.label}».", code=indicator.code,
+                               unit=sub.unit_code, period=sub.period)
     return list(subs.values())

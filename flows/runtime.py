@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from flows.config import Config, load_config
+from flows.config import Config, load_config, refuse_public_credentials
 from flows.db import Database
 
 _lock = threading.Lock()
@@ -17,7 +17,14 @@ _databases: dict[str, Database] = {}
 
 
 def config() -> Config:
-    return load_config()
+    """The configuration every flow and task reads; refused when it would mail out with a public secret.
+
+    Every flow passes through here before it reads, sends or stores anything, so this is the one
+    place that keeps all of them from starting with the demo token secret on a real mail server.
+    """
+    cfg = load_config()
+    refuse_public_credentials(cfg.settings, cfg.directory / "settings.toml")
+    return cfg
 
 
 def database(cfg: Config | None = None) -> Database:

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from flows import formatting
+from flows.safetext import short_name
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -37,6 +38,7 @@ def environment() -> Environment:
         date_vi=formatting.date_vi,
         date_long=formatting.date_long_vi,
         datetime_vi=formatting.datetime_vi,
+        short_name=short_name,  # a sender's file name in a subject: capped, without bidi controls
     )
     return env
 

@@ -161,6 +161,7 @@ def app_env(url: str, smtp_port: int, imap_port: int | None, tmp_path: Path) -> 
         "BAOCAO_SMTP__MAX_ATTEMPTS": "3",
         "BAOCAO_SMTP__TIMEOUT": "10",
         "BAOCAO_DROP_FOLDER": str(tmp_path / "dropbox"),
+        "BAOCAO_DROP_SETTLE_SECONDS": "0",  # tests drop a file and collect at once
         "BAOCAO_VAR_DIR": str(tmp_path),
         "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
     }

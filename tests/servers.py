@@ -153,7 +153,9 @@ class SmtpServer:
     With ``username``/``password`` set the server offers AUTH (PLAIN/LOGIN, no TLS needed) and requires it.
     """
 
-    def __init__(self, *, username: str | None = None, password: str | None = None) -> None:
+    def __init__(self, *, username: str | None = None, password: str | None = None,
+                 tls_context: Any = None) -> None:
+        self._tls_context = tls_context  # an ssl.SSLContext: STARTTLS offered and required (AUTH too)
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._rcpt_replies: dict[str, str] = {}
@@ -179,6 +181,8 @@ class SmtpServer:
         kwargs: dict[str, Any] = {}
         if self._username is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False, auth_required=True)
+        if self._tls_context is not None:
+            kwargs.update(tls_context=self._tls_context, require_starttls=True, auth_require_tls=True)
         controller = _SmtpController(
             self, self._handler, hostname=self.host, port=self._port, server_hostname="test-smtp", **kwargs
         )

@@ -247,9 +247,17 @@ def test_oversize_file_is_refused_before_parsing(cfg: Config) -> None:
 
 
 def test_problem_flood_is_capped(cfg: Config) -> None:
-    lines = ["ma_don_vi,ky_bao_cao,ma_chi_tieu,gia_tri"] + [f"X{i},2026-H1,KHONG_CO,1" for i in range(500)]
-    _, problems = read_submission("\n".join(lines).encode(), "a.csv", cfg.catalog, limits=Limits(max_problems=20))
-    assert len(problems) == 21 and problems[-1].rule == "too_many_problems"
+    """The cap is per unit and period: one unit's 500 bad rows do not crowd out another unit's problem."""
+    lines = (["ma_don_vi,ky_bao_cao,ma_chi_tieu,gia_tri"] + [f"X1,2026-H1,KHONG_CO_{i},1" for i in range(500)]
+             + ["X2,2026-H1,KHONG_CO,1"])
+    _, problems = read_submission("\n".join(lines).encode(), "a.csv", cfg.catalog,
+                                  limits=Limits(max_problems=20, max_problems_total=1_000))
+    x1 = [p for p in problems if p.unit == "X1"]
+    assert len(x1) == 21 and x1[-1].rule == "too_many_problems"
+    assert [p.rule for p in problems if p.unit == "X2" and p.rule == "unknown_code"] == ["unknown_code"]
+    _, problems = read_submission("\n".join(lines).encode(), "a.csv", cfg.catalog,
+                                  limits=Limits(max_problems=1_000, max_problems_total=20))
+    assert len(problems) <= 20 + 2 and problems[-1].rule == "too_many_problems"  # and a total cap, for memory
 
 
 def test_random_damage_never_raises(cfg: Config) -> None:

@@ -496,16 +496,16 @@ def test_a_file_name_cannot_add_headers_to_the_reply_through_the_real_mail_path(
     collect(as_of=ON_TIME, folder=False)
 
     replies = tu_ky.replies()
-    assert len(replies) == 2
-    # The nested word reached the subject still encoded once: shown as written, never decoded into headers.
-    assert any("utf-8?q?x=0D=0ABcc=3A=20victim" in r.message["Subject"] for r in replies)
+    assert len(replies) == 1  # one reply per mail, naming both files (issue 17, point 7)
+    # The nested word reached the reply still encoded once: shown as written, never decoded into headers.
+    assert any("utf-8?q?x=0D=0ABcc=3A=20victim" in text_of(r) for r in replies)
     for reply in replies:
         assert reply.rcpt_tos == (sender,)
         assert set(_header_names(reply.message)) <= EXPECTED_TOP | {"reply-to", "x-baocao-kind", "x-baocao-unit",
                                                                      "x-baocao-period"}, _header_names(reply.message)
         assert reply.message["Reply-To"] == tu_ky.cfg.settings.reply_to
         assert not re.search(rb"^(bcc|x-evil):", reply.raw, re.I | re.M)
-        assert "chưa được tiếp nhận" in reply.message["Subject"] and "\n" not in reply.message["Subject"]
+        assert "chưa được tiếp nhận" in text_of(reply) and "\n" not in reply.message["Subject"]
         assert VIETNAMESE.search(text_of(reply))
 
 

@@ -273,6 +273,7 @@ class Cycle:
             "BAOCAO_IMAP__PASSWORD": IMAP_PASSWORD,
             "BAOCAO_IMAP__TIMEOUT": "10",
             "BAOCAO_DROP_FOLDER": str(workdir / "dropbox"),
+            "BAOCAO_DROP_SETTLE_SECONDS": "0",
             "BAOCAO_VAR_DIR": str(workdir),
             "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
         }
