@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
-	$(BIN)/python -c "import flows.cli, prefect.server.api.server"
+	$(BIN)/python -c "import flows.cli, baocao, prefect.server.api.server"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -11,9 +11,11 @@ What one scale does, each figure from this one run:
    (every consolidator's report rendered and mailed). As in :mod:`flows.demo`, time is simulated
    with ``as_of``.
 2. **Plain run** on another fresh database: the same stages as plain function calls, no Prefect
-   (``dispatch.prepare_requests`` + ``outbox.deliver``; ``channels.collect_folder`` + ``deliver``;
-   ``consolidation.due_units`` + ``frames``/``consolidate_tree`` + ``make_report`` + ``deliver``).
-   Forms per second, drop-folder submissions per second and the aggregation time come from here;
+   the library's calls in the flows' order (``dispatch.prepare_requests`` + ``opening.steps.send_requests``;
+   ``channels.collect_folder`` + ``intake.steps.send_replies``; ``consolidation.steps.reports_due`` +
+   ``make_report`` + ``consolidation.steps.send_reports``, level by level). Forms per second and
+   drop-folder submissions per second come from here; the aggregation time (frames loaded, then
+   ``consolidate_tree``) is measured in one more call, kept out of the totals;
    the collected files are then read and validated again in this process alone (the checks' rate
    on one core, without storing, replying or reader processes).
 3. **Sending against a slow server**: requests of the plain run are set pending again and sent to
@@ -42,22 +44,28 @@ import pendulum
 import psutil
 from sqlalchemy import func, select, update
 
+from baocao import runtime
+from baocao.consolidation.aggregate import consolidate_tree
+from baocao.consolidation.renderpool import REPORT_THREADS, RenderPool
+from baocao.consolidation.reporting import costliest_first, frames, make_report
+from baocao.consolidation.steps import reports_due, send_reports
+from baocao.devservers.simulate import figures as draw_figures
+from baocao.intake.channels import collect_folder, collect_mailbox
+from baocao.intake.steps import send_replies
+from baocao.mail import outbox
+from baocao.mail.kinds import Kind
+from baocao.opening import dispatch
+from baocao.opening.forms import FormBuilder, FormSpec
+from baocao.opening.steps import send_requests
+from baocao.rules.config import Config
+from baocao.rules.periods import Period
+from baocao.rules.plans import open_at
+from baocao.store.db import Blob, Database, OutboxMessage, Report, Request, Submission
+from baocao.store.migrate import upgrade
+from baocao.store.queries import CycleInfo, find_cycle, open_cycle, sync_units
+from baocao.tasks.taskbook import import_appendix
 from benchmarks.servers import SinkClient, start_imap
 from benchmarks.units import FastFiller
-from flows import dispatch, outbox, runtime
-from flows.aggregate import consolidate_tree
-from flows.channels import collect_folder, collect_mailbox
-from flows.config import Config
-from flows.consolidation import costliest_first, due_units, frames, make_report
-from flows.db import Blob, Database, OutboxMessage, Report, Request, Submission
-from flows.forms import FormBuilder, FormSpec
-from flows.migrate import upgrade
-from flows.plans import open_at
-from flows.renderpool import REPORT_THREADS, RenderPool
-from flows.reporting_calendar import Period
-from flows.simulate import figures as draw_figures
-from flows.store import CycleInfo, find_cycle, open_cycle, sync_units
-from flows.taskbook import import_appendix
 
 PERIOD = "2026-H1"
 PLAN = "national"
@@ -175,7 +183,7 @@ def sent_forms(db: Database, cycle: CycleInfo) -> dict[str, tuple[bytes, str]]:
     """unit -> (form, file name): the form attached to each unit's request, as the SMTP server got it."""
     with db.session() as s:
         rows = s.execute(select(OutboxMessage.unit_code, OutboxMessage.attachments)
-                         .where(OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "request")).all()
+                         .where(OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REQUEST)).all()
         refs = {a["blob_id"]: (unit, a["filename"]) for unit, atts in rows for a in atts
                 if a["filename"].endswith(".xlsx")}
         out = {}
@@ -204,22 +212,22 @@ def counts(db: Database, cycle: CycleInfo) -> dict[str, int]:
             return int(s.scalar(q) or 0)
 
         forms = sum(1 for atts in s.scalars(select(OutboxMessage.attachments).where(
-            OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "request"))
+            OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REQUEST))
             if any(a["filename"].endswith(".xlsx") for a in atts))
         return {
             "requests_written": n(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "request")),
+                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REQUEST)),
             "requests_sent": n(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "request", OutboxMessage.status == "sent")),
+                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REQUEST, OutboxMessage.status == "sent")),
             "forms_built": forms,
             "replies_stored": n(select(func.count(func.distinct(Submission.unit_code))).select_from(Submission)
                                 .join(Request, Request.id == Submission.request_id)
                                 .where(Request.cycle_id == cycle.id, Submission.status == "accepted")),
             "receipts_sent": n(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "receipt", OutboxMessage.status == "sent")),
+                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.RECEIPT, OutboxMessage.status == "sent")),
             "reports_made": n(select(func.count()).select_from(Report).where(Report.cycle_id == cycle.id)),
             "reports_sent": n(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == "report", OutboxMessage.status == "sent")),
+                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REPORT, OutboxMessage.status == "sent")),
         }
 
 
@@ -311,9 +319,7 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
                 raise RuntimeError(f"plain run: units failed: {prepared.failed}")
             written += len(prepared.written)
     with clock("send_requests", profile=f"{tag}-send-requests"):
-        depth = {code: h.depth(code) for code in h.subtree_codes(cycle.root)}
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, kinds=["request"], order_by_depth=depth)
-        dispatch.mark_sent(db, cycle, delivery.sent)
+        send_requests(db, cfg, cycle)
     clock.add("open", "record", "prepare", "send_requests")
     res.forms_built, res.build_seconds = builder.built, builder.seconds
 
@@ -327,21 +333,15 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
         report = collect_folder(db, cfg, as_of=when.collect_at)
     res.intake = check_rate(cfg, sorted((drop / "done").iterdir()))
     with clock("send_replies", profile=f"{tag}-send-replies"):
-        outbox.deliver(db, cfg.settings, kinds=["receipt", "problems", "returned"])
+        send_replies(db, cfg)
     clock.add("collect", "collect_folder", "send_replies")
     outcomes = Counter(o.status for _, o in report.outcomes)
     if set(outcomes) - {"accepted"}:
         res.notes.append(f"plain run: collect outcomes {dict(outcomes)}")
 
-    # consolidate: due units, the whole tree's figures, each report, then send them
-    with clock("due_units"):
-        due = due_units(db, cfg, cycle, when.consolidate_at)
-    with clock("load_frames"):
-        values, texts, requests = frames(db, cycle, cfg.calendar.local_date(when.consolidate_at))
-    with clock("consolidate_tree"):
-        figures = consolidate_tree(cycle.root, h, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
-    for f in figures.values():
-        f.period = cycle.period
+    # consolidate: the due units with the whole tree's figures, each report, then send them
+    with clock("reports_due"):
+        due, figures = reports_due(db, cfg, cycle, when.consolidate_at)
     with clock("reports", profile=f"{tag}-reports"):  # as the flow does: costliest first, in processes
         pool = RenderPool.for_reports(len(due))
         try:
@@ -352,15 +352,21 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
             if pool is not None:
                 pool.close()
     with clock("send_reports"):
-        outbox.deliver(db, cfg.settings, cycle_id=cycle.id, kinds=["report"])
-    clock.add("consolidate", "due_units", "load_frames", "consolidate_tree", "reports", "send_reports")
+        send_reports(db, cfg, cycle)
+    clock.add("consolidate", "reports_due", "reports", "send_reports")
     clock.add("total", "open", "collect", "consolidate")
     clock.add("wall_with_units", "total", "units_fill")
     res.plain, res.plain_cpu = clock.wall, clock.cpu
     res.rss_after["plain"] = clock.rss
-    p = clock.wall
+    # The aggregation alone, split into loading the frames and the tree's pass: one more call, out of the totals.
+    split = Clock()
+    with split("load_frames"):
+        values, texts, requests = frames(db, cycle, cfg.calendar.local_date(when.consolidate_at))
+    with split("consolidate_tree"):
+        tree = consolidate_tree(cycle.root, h, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
+    p = split.wall
     res.aggregation = {"consolidate_tree": p["consolidate_tree"], "with_db_load": p["load_frames"] + p["consolidate_tree"],
-                       "units": len(figures)}
+                       "units": len(tree)}
     res.counts["plain"] = counts(db, cycle) | {"units_replied": replied, "files_collected": report.files,
                                                "due_consolidators": len(due), "requests_prepared": written,
                                                "sink_messages": sink.stats()["messages"]}
@@ -370,8 +376,8 @@ def plain_run(res: ScaleResult, tmp: Path, seed: int, sink: SinkClient) -> tuple
 def check_rate(cfg: Config, files: list[Path]) -> dict[str, float]:
     """Reading and validating the collected files again, in this process alone: the intake's checks
     without storing, replying or the reader processes (what one core does)."""
-    from flows.intake import validate
-    from flows.reader import read_submission
+    from baocao.intake.reader import read_submission
+    from baocao.intake.validation import validate
 
     blobs = [(p.read_bytes(), p.name.split("-", 1)[-1]) for p in files]
     read = check = 0.0
@@ -391,7 +397,7 @@ def slow_server_run(res: ScaleResult, cfg: Config, db: Database, cycle: CycleInf
     """Send (again) up to `limit` requests of the plain run to the sink answering each DATA after 50 ms."""
     with db.session() as s:
         keys = list(s.scalars(select(OutboxMessage.key).where(OutboxMessage.cycle_id == cycle.id,
-                                                              OutboxMessage.kind == "request")
+                                                              OutboxMessage.kind == Kind.REQUEST)
                               .order_by(OutboxMessage.id).limit(limit)))
         s.execute(update(OutboxMessage).where(OutboxMessage.key.in_(keys)).values(status="pending"))
     concurrency = cfg.settings.smtp.concurrency

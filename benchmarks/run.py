@@ -107,9 +107,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     started = time.perf_counter()
     results = []
     try:
+        from baocao import runtime
         from benchmarks import cycle
         from benchmarks.cycle import run_scale
-        from flows import runtime
 
         cycle.PROFILE_DIR = args.profile.resolve() if args.profile else None
 

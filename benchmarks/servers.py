@@ -6,8 +6,8 @@ its stored messages would count in its memory. Here both run as child processes:
 
 * :func:`start_sink` — an aiosmtpd server that answers every DATA after an optional delay and only
   counts (see :mod:`benchmarks.smtpsink`);
-* :func:`start_imap` — the project's real pymap IMAP server (:class:`flows.imapserver.DemoImapServer`,
-  which ``tests.servers.ImapServer`` is), loaded by the benchmark with real IMAP APPENDs.
+* :func:`start_imap` — the project's real pymap IMAP server (:class:`baocao.devservers.imapserver.DemoImapServer`,
+  which ``tests.support.servers.ImapServer`` is), loaded by the benchmark with real IMAP APPENDs.
 
 Each prints ``PORT <n>`` when it listens and stops when its stdin closes.
 """
@@ -86,7 +86,7 @@ def start_imap(username: str, password: str) -> ImapProcess:
 
 
 def _serve_imap(username: str, password: str) -> None:
-    from flows.imapserver import DemoImapServer
+    from baocao.devservers.imapserver import DemoImapServer
 
     server = DemoImapServer(username, password).start()
     print(f"PORT {server.port}", flush=True)

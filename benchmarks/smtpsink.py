@@ -1,6 +1,6 @@
 """A loopback SMTP sink in its own process, for the benchmarks.
 
-The tests' :class:`tests.servers.SmtpServer` parses and keeps every message in the test process;
+The tests' :class:`tests.support.servers.SmtpServer` parses and keeps every message in the test process;
 at national scale that would put the server's work (and 100+ MB of messages) on the benchmark's
 own GIL and RSS. This sink runs aiosmtpd in a child process, answers DATA after an optional delay
 and only counts what it accepted. Control commands on the SMTP connection itself:

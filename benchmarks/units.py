@@ -1,13 +1,13 @@
 """Simulated units at national scale: fill the form each unit was mailed, fast.
 
-:func:`flows.simulate.fill_form` fills a form the way an officer's spreadsheet program would
+:func:`baocao.devservers.simulate.fill_form` fills a form the way an officer's spreadsheet program would
 (openpyxl loads and saves the whole workbook): about 50 ms a form, which is 3 minutes of the
 units' own work for the 3,351 forms of a national cycle. The benchmark measures the system, not
-the units, so here the same figures (:func:`flows.simulate.figures`, same relations, same sample
+the units, so here the same figures (:func:`baocao.devservers.simulate.figures`, same relations, same sample
 texts and task statuses) are written straight into the sheet XML of the form the unit received:
 the ``Giá trị`` cells, ``Cùng kỳ năm trước`` where the form left it empty, the task status and the
 narrative answers. Everything else of the received file is kept byte for byte. The smoke test
-checks that :mod:`flows.reader` reads the same submission from both fillers.
+checks that :mod:`baocao.intake.reader` reads the same submission from both fillers.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import re
 import zipfile
 from dataclasses import dataclass
 
-from flows.catalog import Catalog
-from flows.forms import STATUS_LABELS
-from flows.simulate import SAMPLE_TEXTS, Filled
+from baocao.devservers.simulate import SAMPLE_TEXTS, Filled
+from baocao.opening.forms import STATUS_LABELS
+from baocao.rules.catalog import Catalog
 
 __all__ = ["FastFiller", "Reply"]
 
@@ -70,7 +70,7 @@ class Reply:
 
 
 class FastFiller:
-    """Fills received forms like :func:`flows.simulate.fill_form` (no mistakes), by patching XML."""
+    """Fills received forms like :func:`baocao.devservers.simulate.fill_form` (no mistakes), by patching XML."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

@@ -11,17 +11,19 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from flows import dashboards, outbox, runnames, runtime
+from baocao import runtime
+from baocao.chasing.reminders import chase_cycle
+from baocao.chasing.steps import send_notices
+from baocao.store.queries import CycleInfo, open_cycles
+from flows import dashboards, runnames
 from flows.failures import failed_state
 from flows.limits import smtp_limited
-from flows.reminders import chase_cycle
-from flows.store import CycleInfo, open_cycles
 
 
-@task(name="chase-cycle", cache_policy=NO_CACHE, task_run_name="chase {cycle[period]} {cycle[plan]} {cycle[root]}")
-def chase_one(cycle: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
+@task(name="chase-cycle", cache_policy=NO_CACHE, task_run_name="chase {cycle.period} {cycle.plan} {cycle.root}")
+def chase_one(cycle: CycleInfo, as_of: datetime) -> list[dict[str, Any]]:
     cfg = runtime.config()
-    actions = chase_cycle(runtime.database(cfg), cfg, CycleInfo(**cycle), as_of)
+    actions = chase_cycle(runtime.database(cfg), cfg, cycle, as_of)
     logger = get_run_logger()
     for a in actions:
         logger.info("%s %s -> %s%s", a.stage, a.unit, ", ".join(a.recipients),
@@ -33,7 +35,7 @@ def chase_one(cycle: dict[str, Any], as_of: datetime) -> list[dict[str, Any]]:
 @task(name="send-chase", cache_policy=NO_CACHE, task_run_name="send reminders and notices")
 def send_chase() -> dict[str, Any]:
     cfg = runtime.config()
-    delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["reminder", "overdue", "escalation"])
+    delivery = send_notices(runtime.database(cfg), cfg)
     for unit, reason in delivery.units_failed.items():
         get_run_logger().error("unit %s (%s): chase message not sent: %s", unit, cfg.hierarchy[unit].name, reason)
     return {"sent": len(delivery.sent), "failed": delivery.units_failed}
@@ -46,7 +48,7 @@ def chase(as_of: datetime | None = None) -> dict[str, Any] | State[Any]:
     as_of = as_of or pendulum.now(cfg.calendar.settings.timezone)
     rows: list[dict[str, Any]] = []
     for info in open_cycles(runtime.database(cfg)):
-        rows += chase_one(info.__dict__, as_of)
+        rows += chase_one(info, as_of)
     sent = smtp_limited(send_chase)()
     create_table_artifact(key="chase-actions", table=rows or [{"stage": "", "unit": "", "name": "nothing owed today",
                                                                "recipients": "", "children": ""}],

@@ -18,14 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.config import Config, ConfigError, check, load_config, refuse_public_credentials
-from flows.formatting import date_vi
+from baocao.rules.config import Config, ConfigError, check, load_config, refuse_public_credentials
+from baocao.rules.formatting import date_vi
+from baocao.rules.periods import Period, PeriodError
 from flows.quiet import quiet_prefect
-from flows.reporting_calendar import Period, PeriodError
 
 if TYPE_CHECKING:
-    from flows.aggregate import Figures
-    from flows.store import CycleInfo
+    from baocao.consolidation.aggregate import Figures
+    from baocao.store.queries import CycleInfo
 
 quiet_prefect()  # before any flow starts a temporary Prefect server (flows/quiet.py)
 
@@ -85,9 +85,9 @@ def _as_of(value: str | None) -> datetime | None:
 @app.command()
 def init() -> None:
     """Create or upgrade the database and load the configured hierarchy into it."""
-    from flows.db import Database
-    from flows.migrate import upgrade
-    from flows.store import sync_units
+    from baocao.store.db import Database
+    from baocao.store.migrate import upgrade
+    from baocao.store.queries import sync_units
 
     cfg = _config()
     cfg.settings.resolve(cfg.settings.var_dir).mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def calendar_cmd(
     root: Annotated[str | None, typer.Option(help="Root unit of the cycle (default: the plan's).")] = None,
 ) -> None:
     """Cut-off window, deadlines by level and the holidays applied, for one period under one plan."""
-    from flows.plans import open_at, unit_deadlines
+    from baocao.rules.plans import open_at, unit_deadlines
 
     cfg = _config()
     p = _period(period)
@@ -208,7 +208,7 @@ def calendar_cmd(
         console.print("public holidays in the window: " + "; ".join(f"{date_vi(d)} {n}" for d, n in hol), highlight=False)
 
 
-def _plan(cfg: Config, code: str):  # noqa: ANN202 - returns flows.plans.Plan
+def _plan(cfg: Config, code: str):  # noqa: ANN202 - returns baocao.rules.plans.Plan
     try:
         return cfg.plan(code)
     except ConfigError as exc:
@@ -218,14 +218,14 @@ def _plan(cfg: Config, code: str):  # noqa: ANN202 - returns flows.plans.Plan
 
 
 # ----------------------------------------------------------------------------- shared helpers
-def _db(cfg: Config):  # noqa: ANN202 - flows.db.Database
-    from flows import runtime
+def _db(cfg: Config):  # noqa: ANN202 - baocao.store.db.Database
+    from baocao import runtime
 
     return runtime.database(cfg)
 
 
 def _cycle(cfg: Config, period: str, plan: str | None, root: str | None = None):  # noqa: ANN202
-    from flows.store import find_cycle
+    from baocao.store.queries import find_cycle
 
     info = find_cycle(_db(cfg), _period(period).code, plan, root)
     if info is None:
@@ -254,9 +254,9 @@ def form(
     plan: Annotated[str, typer.Option(help="Plan whose deadline the form states.")] = "national",
 ) -> None:
     """Write one unit's form for one period (the same file the open-period flow attaches)."""
-    from flows.forms import FormBuilder, FormSpec
-    from flows.plans import unit_deadlines
-    from flows.tokens import make_token
+    from baocao.opening.forms import FormBuilder, FormSpec
+    from baocao.opening.tokens import make_token
+    from baocao.rules.plans import unit_deadlines
 
     cfg = _config()
     if unit not in cfg.hierarchy:
@@ -293,9 +293,10 @@ def cycle_open(
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Files to check.")]) -> None:
     """Check files and print every problem; nothing is stored."""
-    from flows.reader import read_submission
-    from flows.validation import token_problems
-    from flows.validation import validate as check_values
+    from baocao.intake.pipeline import form_identity
+    from baocao.intake.reader import read_submission
+    from baocao.intake.validation import token_problems
+    from baocao.intake.validation import validate as check_values
 
     cfg = _config()
     secret = cfg.settings.token_secret.get_secret_value()
@@ -303,9 +304,12 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Files to check.")
     for path in files:
         submitted, problems = read_submission(path.read_bytes(), path.name, cfg.catalog,
                                               max_bytes=cfg.settings.max_attachment_bytes)
-        for sub in submitted:  # the same checks as the intake: the form's token, then its values
-            problems = (list(problems)
-                        + token_problems(sub, secret, filename=path.name, form_version=cfg.settings.form_version)
+        for sub in submitted:  # the same checks as the intake: who the form is for, its token, then its values
+            unit, period, wrong = form_identity(cfg, sub, filename=path.name)
+            if unit is not None and period is not None:
+                wrong = token_problems(sub, secret, filename=path.name, form_version=cfg.settings.form_version,
+                                       unit_code=unit, period=period.code, unit_name=cfg.hierarchy[unit].name)
+            problems = (list(problems) + wrong
                         + check_values(sub, cfg.catalog, filename=path.name, last_year=sub.previous_year))
         errors = [p for p in problems if p.severity == "error"]
         bad = bad or bool(errors) or not submitted
@@ -326,8 +330,8 @@ def submit(
     actor: Annotated[str | None, typer.Option(help="Who overrides (default: your login).")] = None,
 ) -> None:
     """Take files in as an operator: stored, checked and answered like a mailed form."""
-    from flows import outbox
-    from flows.intake import Incoming, Override, take_in
+    from baocao.intake.pipeline import Incoming, Override, take_in
+    from baocao.intake.steps import send_replies
 
     cfg = _config()
     db = _db(cfg)
@@ -339,7 +343,7 @@ def submit(
             console.print(f"{path.name}: {u.status} {u.unit or ''} {u.period or ''}{' (late)' if u.late else ''}")
             for p in u.problems:
                 console.print(f"  {p.severity}: {p.message_vi}", highlight=False)
-    outbox.deliver(db, cfg.settings, kinds=["receipt", "problems"])
+    send_replies(db, cfg, with_operator=False)
 
 
 @app.command("collect")
@@ -351,7 +355,7 @@ def collect_cmd(as_of: Annotated[str | None, typer.Option("--as-of")] = None) ->
 
 
 def _operator_action(name: str):  # noqa: ANN202
-    from flows.operations import OperationError
+    from baocao.intake.operations import OperationError
 
     def run(fn, *args, **kwargs) -> None:  # noqa: ANN001
         try:
@@ -370,13 +374,13 @@ def return_cmd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="When it is returned (default: now).")] = None,
 ) -> None:
     """Return an accepted submission for correction; the unit is told and expected again."""
-    from flows import outbox
-    from flows.operations import return_submission
+    from baocao.intake.operations import return_submission
+    from baocao.intake.steps import send_returned
 
     cfg = _config()
     _operator_action("return")(return_submission, _db(cfg), cfg, unit, _period(period).code, reason,
                                actor=_actor(actor), plan=plan, at=_as_of(as_of))
-    outbox.deliver(_db(cfg), cfg.settings, units=[unit], kinds=["returned"])
+    send_returned(_db(cfg), cfg, unit)
     console.print(f"{unit}: returned for correction")
 
 
@@ -388,7 +392,7 @@ def reopen(
     actor: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Let a unit submit after the lock date."""
-    from flows.operations import reopen as do_reopen
+    from baocao.intake.operations import reopen as do_reopen
 
     cfg = _config()
     when = _as_of(until)
@@ -405,7 +409,7 @@ def exempt(
     actor: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Exempt a unit from a period: never chased, not expected."""
-    from flows.operations import exempt as do_exempt
+    from baocao.intake.operations import exempt as do_exempt
 
     cfg = _config()
     _operator_action("exempt")(do_exempt, _db(cfg), cfg, unit, _period(period).code, reason,
@@ -420,7 +424,7 @@ def status(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Each unit's state with times; at each parent the expected, received, accepted and on-time counts."""
-    from flows.status import status_json
+    from baocao.store.status import status_json
 
     cfg = _config()
     info = _cycle(cfg, period, plan, root)
@@ -453,8 +457,8 @@ def chase(
 
         console.print(chase_flow(as_of=when))
         return
-    from flows.reminders import chase_cycle
-    from flows.store import open_cycles
+    from baocao.chasing.reminders import chase_cycle
+    from baocao.store.queries import open_cycles
 
     rows = []
     for info in open_cycles(_db(cfg)):
@@ -489,8 +493,8 @@ def report(
     plan: Annotated[str | None, typer.Option()] = None, as_of: Annotated[str | None, typer.Option("--as-of")] = None,
 ) -> None:
     """Render a unit's report (Word, XLSX appendix, email, chart) into a directory, without sending."""
-    from flows.consolidation import render, task_table
-    from flows.report import render_all
+    from baocao.consolidation.report import render_all
+    from baocao.consolidation.reporting import render, task_table
 
     cfg = _config()
     info, when, figs = _figures_at(cfg, unit, period, plan, as_of)
@@ -506,7 +510,7 @@ def _figures_at(cfg: Config, unit: str, period: str, plan: str | None,
     """The cycle, the instant and the figures of its tree at that instant; exit 2 if `unit` is not in it."""
     import pendulum
 
-    from flows.consolidation import figures_for
+    from baocao.consolidation.reporting import figures_for
 
     info = _cycle(cfg, period, plan)
     when = _as_of(as_of) or pendulum.now(cfg.calendar.settings.timezone)
@@ -540,8 +544,8 @@ def tasks_import(
     year: Annotated[int | None, typer.Option(help="Year of the plan (default: this year).")] = None,
 ) -> None:
     """Import a plan's appendix of assigned tasks; all or nothing, every problem listed."""
-    from flows.appendix import AppendixImportError
-    from flows.taskbook import import_appendix
+    from baocao.tasks.appendix import AppendixImportError
+    from baocao.tasks.taskbook import import_appendix
 
     cfg = _config()
     _plan(cfg, plan)
@@ -562,7 +566,7 @@ def tasks_import(
 @tasks_app.command("list")
 def tasks_list(plan: Annotated[str, typer.Option()], unit: Annotated[str | None, typer.Option()] = None) -> None:
     """List a plan's imported tasks (optionally those of one unit)."""
-    from flows.taskbook import list_tasks
+    from baocao.tasks.taskbook import list_tasks
 
     cfg = _config()
     _print_rows(list_tasks(_db(cfg), plan, unit), "table", title=f"tasks of {plan}")

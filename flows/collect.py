@@ -15,10 +15,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from flows import dashboards, outbox, runnames, runtime
-from flows.channels import CollectReport, collect_folder, collect_mailbox
-from flows.config import ConfigError
-from flows.inbox import MailboxLoginError
+from baocao import runtime
+from baocao.intake import steps
+from baocao.intake.channels import CollectReport, collect_folder, collect_mailbox
+from baocao.intake.inbox import MailboxLoginError
+from baocao.rules.config import ConfigError
+from flows import dashboards, runnames
 from flows.limits import smtp_limited
 
 DROP_FOLDER_ARTIFACT = "drop-folder-failed"
@@ -92,7 +94,7 @@ def read_folder(as_of: datetime | None) -> dict[str, Any]:
 @task(name="send-replies", cache_policy=NO_CACHE, task_run_name="send replies")
 def send_replies() -> dict[str, Any]:
     cfg = runtime.config()
-    delivery = outbox.deliver(runtime.database(cfg), cfg.settings, kinds=["receipt", "problems", "returned"])
+    delivery = steps.send_replies(runtime.database(cfg), cfg)
     for key, reason in delivery.failed.items():
         get_run_logger().error("reply %s not sent: %s", key, reason)
     return {"sent": len(delivery.sent), "failed": len(delivery.failed)}

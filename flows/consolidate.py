@@ -3,7 +3,7 @@
 The figures of the whole tree are computed in one pass (fast, pure pandas); then every
 consolidator that is due renders its report and writes its message, one task per unit (a national
 cycle has 39). With many reports due, the tasks run at once and render in a process pool
-(:mod:`flows.renderpool`): a report is CPU-bound, so that is what uses every core. A report needs
+(:mod:`baocao.consolidation.renderpool`): a report is CPU-bound, so that is what uses every core. A report needs
 only the figures, not its children's reports, so the costliest start first (the ministry's, whose
 appendix lists every unit's words, takes several times a province's; started last, it ran alone
 on one core). The reports are sent a level at a time, deepest first, whatever order they were made
@@ -25,85 +25,70 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows import dashboards, outbox, runnames, runtime
-from flows.aggregate import Figures
-from flows.consolidation import costliest_first, due_units, figures_for, make_report
+from baocao import runtime
+from baocao.consolidation import steps
+from baocao.consolidation.aggregate import Figures
+from baocao.consolidation.renderpool import REPORT_THREADS, RenderPool
+from baocao.consolidation.reporting import costliest_first, make_report
+from baocao.store.queries import CycleInfo, find_cycle, open_cycles
+from flows import dashboards, runnames
 from flows.failures import failed_state
 from flows.limits import smtp_limited
-from flows.renderpool import REPORT_THREADS, RenderPool
-from flows.store import CycleInfo, find_cycle, open_cycles
-
-_render_pools: dict[int, RenderPool] = {}  # cycle id -> the processes rendering its reports in this run
 
 
 @task(name="make-report", cache_policy=NO_CACHE, retries=1, task_run_name="report {unit}")
-def report_unit(cycle: dict[str, Any], unit: str, as_of: datetime, figures: dict[str, Figures],
-                correction: bool = False) -> int:
+def report_unit(cycle: CycleInfo, unit: str, as_of: datetime, figures: dict[str, Figures],
+                correction: bool = False, pool: RenderPool | None = None) -> int:
+    """Make `unit`'s report; `pool` (passed quoted: the task is not cached, so it is never hashed) is the
+    run's render processes, shared by the report tasks' threads."""
     cfg = runtime.config()
     db = runtime.database(cfg)
-    info = CycleInfo(**cycle)
     logger = get_run_logger()
-    report_id = make_report(db, cfg, info, unit, figures, as_of, correction=correction, pool=_render_pools.get(info.id))
+    report_id = make_report(db, cfg, cycle, unit, figures, as_of, correction=correction, pool=pool)
     logger.info("report %s of %s (%s) written", report_id, unit, cfg.hierarchy[unit].name)
     # The report and its message are committed: from here on nothing may fail the task, or its retry
     # would make the report a second time. The headline artifact is a view; a failure is only logged.
     try:
-        dashboards.publish_headline(unit, info.period, info.plan, figures[unit].to_dict())
+        dashboards.publish_headline(unit, cycle.period, cycle.plan, figures[unit].to_dict())
     except Exception as exc:  # noqa: BLE001 - a dashboard must not cost a duplicate report
         logger.warning("headline artifact of %s not published: %s", unit, exc)
     return report_id
 
 
-@task(name="send-reports", cache_policy=NO_CACHE, task_run_name="send reports {cycle[period]} {cycle[plan]}")
-def send_reports(cycle: dict[str, Any]) -> dict[str, Any]:
-    """Send the reports waiting in the outbox, deepest level first, one level at a time.
-
-    Mail goes out over several connections at once, so within one call the order of arrival is not
-    kept; sending level by level makes a parent's report arrive after its children's, as recipients
-    reading them in order expect (a province's report after its communes' ones).
-    """
+@task(name="send-reports", cache_policy=NO_CACHE, task_run_name="send reports {cycle.period} {cycle.plan}")
+def send_reports(cycle: CycleInfo) -> dict[str, Any]:
+    """Send the reports waiting in the outbox, deepest level first, one level at a time."""
     cfg = runtime.config()
-    db = runtime.database(cfg)
-    waiting = {m.unit_code for status in ("pending", "failed")
-               for m in outbox.messages(db, cycle_id=cycle["id"], kind="report", status=status) if m.unit_code}
-    sent, failed = 0, {}
-    for depth in sorted({cfg.hierarchy.depth(u) for u in waiting}, reverse=True):
-        level = [u for u in waiting if cfg.hierarchy.depth(u) == depth]
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle["id"], kinds=["report"], units=level)
-        sent += len(delivery.sent)
-        failed.update(delivery.units_failed)
-    for unit, reason in failed.items():
+    delivery = steps.send_reports(runtime.database(cfg), cfg, cycle)
+    for unit, reason in delivery.units_failed.items():
         get_run_logger().error("unit %s (%s): report not delivered: %s", unit, cfg.hierarchy[unit].name, reason)
-    return {"sent": sent, "failed": failed}
+    return {"sent": len(delivery.sent), "failed": delivery.units_failed}
 
 
 def consolidate_cycle(cycle: CycleInfo, as_of: datetime, resend: str | None = None) -> dict[str, Any]:
     cfg = runtime.config()
     db = runtime.database(cfg)
-    units = due_units(db, cfg, cycle, as_of, resend=resend)
+    units, figures = steps.reports_due(db, cfg, cycle, as_of, resend)  # children before parents
     made, failed = [], {}
-    figures = figures_for(db, cfg, cycle, as_of) if units else {}  # the whole tree's, children's before parents'
     pool = RenderPool.for_reports(len(units))
     if pool is None:
-        states = [report_unit(cycle.__dict__, unit, as_of, quote(figures), correction=resend is not None,
+        states = [report_unit(cycle, unit, as_of, quote(figures), correction=resend is not None,
                               return_state=True) for unit in units]
     else:  # many reports: rendered at once in the pool's processes, the costliest first
-        _render_pools[cycle.id] = pool
         try:
-            futures = {unit: report_unit.submit(cycle.__dict__, unit, as_of, quote(figures),
-                                                correction=resend is not None)
+            futures = {unit: report_unit.submit(cycle, unit, as_of, quote(figures),
+                                                correction=resend is not None, pool=quote(pool))
                        for unit in costliest_first(cfg, units)}
             wait(list(futures.values()))
             states = [futures[unit].state for unit in units]
         finally:
-            _render_pools.pop(cycle.id, None)
             pool.close()
     for unit, state in zip(units, states, strict=True):
         if state.is_failed():
             failed[unit] = str(state.message)
         else:
             made.append(unit)
-    sent = smtp_limited(send_reports)(cycle.__dict__)
+    sent = smtp_limited(send_reports)(cycle)
     failed.update(sent["failed"])
     return {"reports": made, "sent": sent["sent"], "failed": failed}
 

@@ -16,10 +16,11 @@ from prefect.artifacts import Artifact, ProgressArtifact, TableArtifact, create_
 from prefect.client.orchestration import get_client
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from flows import runtime
-from flows.formatting import percent_vi
-from flows.status import subtree_counts, unit_statuses
-from flows.store import open_cycles
+from baocao import runtime
+from baocao.rules.formatting import percent_vi
+from baocao.store.queries import open_cycles
+from baocao.store.states import RequestState
+from baocao.store.status import subtree_counts, unit_statuses
 
 MAX_TABLES_PER_CYCLE = 40  # a national cycle has 35 consolidators at province level and above
 IN_FLIGHT = 8  # artifacts being created at once (each is one request and one write on the API)
@@ -30,8 +31,7 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
-STATE_VI = {"pending": "chưa gửi yêu cầu", "sent": "chưa nộp", "accepted": "đã nộp", "late": "nộp muộn",
-            "rejected": "tệp có lỗi", "returned": "bị trả lại", "exempt": "miễn nộp"}
+STATE_VI = {state.value: state.label_vi for state in RequestState}
 """How the status table's header counts each state (the rows keep the state codes of `baocao status`)."""
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from flows.config import PROJECT_DIR
+from baocao.rules.config import PROJECT_DIR
 
 PERIOD = "2026-H1"
 PLAN = "national"
@@ -86,7 +86,7 @@ def _behaviours(units: list[str], deadlines: dict[str, date], cal, rng: random.R
 
 def _form_of(mail_dir: Path, address: str) -> tuple[bytes, str, str]:
     """The form attached to the request a unit's coordinator received: (bytes, filename, Message-ID)."""
-    from flows.mailserver import MailStore
+    from baocao.devservers.mailserver import MailStore
 
     for stored in MailStore(mail_dir).messages(address):
         msg = email.message_from_bytes(stored.path.read_bytes(), policy=email.policy.default)
@@ -118,24 +118,25 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
     # Imported only now: Prefect reads PREFECT_HOME when it is first imported.
     import pendulum
 
-    from flows import outbox, runtime
+    from baocao import runtime
+    from baocao.consolidation.report import render_all
+    from baocao.consolidation.reporting import figures_for, render, task_table
+    from baocao.devservers.imapserver import DemoImapServer
+    from baocao.devservers.mailserver import DemoMailServer
+    from baocao.devservers.simulate import figures as draw_figures
+    from baocao.devservers.simulate import fill_form
+    from baocao.mail import outbox
+    from baocao.rules.periods import Period
+    from baocao.rules.plans import open_at
+    from baocao.store.db import Database, Report
+    from baocao.store.migrate import upgrade
+    from baocao.store.queries import find_cycle, sync_units
+    from baocao.store.status import status_json
+    from baocao.tasks.taskbook import import_appendix
     from flows.chase import chase
     from flows.collect import collect
     from flows.consolidate import consolidate
-    from flows.consolidation import figures_for, render, task_table
-    from flows.db import Database, Report
-    from flows.imapserver import DemoImapServer
-    from flows.mailserver import DemoMailServer
-    from flows.migrate import upgrade
     from flows.open_period import open_period
-    from flows.plans import open_at
-    from flows.report import render_all
-    from flows.reporting_calendar import Period
-    from flows.simulate import figures as draw_figures
-    from flows.simulate import fill_form
-    from flows.status import status_json
-    from flows.store import find_cycle, sync_units
-    from flows.taskbook import import_appendix
 
     rng = random.Random(seed)
     runtime.reset()
@@ -174,7 +175,7 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
         assert cycle is not None
         from sqlalchemy import select
 
-        from flows.db import Request
+        from baocao.store.db import Request
 
         with db.session() as s:
             reqs = list(s.scalars(select(Request).where(Request.cycle_id == cycle.id)))
@@ -247,13 +248,13 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
 def _print_summary(console: Console, cfg, db, cycle, doc, outbox, report_model) -> None:  # noqa: ANN001
     from sqlalchemy import func, select
 
-    from flows.db import OutboxMessage
+    from baocao.store.db import OutboxMessage
 
     console.rule("status of the units (baocao status)")
     totals = Table(title=f"{cycle.period} — {cfg.hierarchy[cycle.root].name} and its consolidating units")
     for col in ("unit", "name", "expected", "received", "accepted", "on time", "completeness", "timeliness"):
         totals.add_column(col)
-    from flows.formatting import percent_vi
+    from baocao.rules.formatting import percent_vi
 
     for t in doc["totals"]:
         totals.add_row(t["unit"], cfg.hierarchy[t["unit"]].name, str(t["expected"]), str(t["received"]),

@@ -30,7 +30,7 @@ import pendulum
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
-from flows.config import PROJECT_DIR, Config
+from baocao.rules.config import PROJECT_DIR, Config
 from flows.schedules import ScheduleSpec, prefect_schedules, specs
 
 log = logging.getLogger("baocao.serve")

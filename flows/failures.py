@@ -16,28 +16,16 @@ from typing import Any
 
 from prefect.states import Failed, State
 
-from flows.hierarchy import Hierarchy
+from baocao.errors import UnitsFailed
+from baocao.rules.hierarchy import Hierarchy
+
+__all__ = ["UnitsFailed", "failed_state", "failure_message"]  # UnitsFailed: old pickles name flows.failures
 
 MESSAGE_LIMIT = 300
 """Characters of a failed run's state message: the UI shows it in the run list and the header."""
 
 NAMED = 3
 """Units named in the message at most; the rest are counted."""
-
-
-class UnitsFailed(RuntimeError):
-    """Some units failed; the others were done. Names every failed unit with its reason."""
-
-    def __init__(self, failed: Mapping[str, str], where: str) -> None:
-        self.failed = dict(failed)
-        self.where = where
-        super().__init__(f"{len(self.failed)} unit(s) failed in {where}: "
-                         + "; ".join(f"{u}: {r}" for u, r in sorted(self.failed.items())))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Rebuilt from its parts when a persisted result is read back (the default pickling
-        calls ``__init__`` with the message alone)."""
-        return type(self), (self.failed, self.where)
 
 
 def failure_message(failed: Mapping[str, str], hierarchy: Hierarchy, what: str, artifact: str,

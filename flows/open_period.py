@@ -23,14 +23,17 @@ from prefect.futures import wait
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import dispatch, outbox, results, runnames, runtime
+from baocao import runtime
+from baocao.intake.readpool import cores
+from baocao.opening import dispatch
+from baocao.opening import steps as opening
+from baocao.opening.forms import FormBuilder
+from baocao.rules.periods import Period
+from baocao.store.queries import CycleInfo, open_cycle
+from flows import results, runnames
 from flows.failures import UnitsFailed, failed_state
-from flows.forms import FormBuilder
 from flows.limits import smtp_limited
-from flows.readpool import cores
-from flows.reporting_calendar import Period
 from flows.schedules import resolve_period
-from flows.store import CycleInfo, open_cycle
 
 _builders: dict[int, FormBuilder] = {}
 _builders_lock = threading.Lock()
@@ -52,15 +55,15 @@ def record_cycle(period: str, plan: str, root: str | None) -> dict[str, Any]:
     cfg = runtime.config()
     info = open_cycle(runtime.database(cfg), cfg, Period.parse(period), plan, root)
     get_run_logger().info("cycle %s: %s under plan %s from %s", info.id, info.period, info.plan, info.root)
-    return info.__dict__
+    return info.as_dict()  # a persisted result stays a plain value (a later code version loads it)
 
 
 @task(name="prepare-requests", persist_result=True, retries=1, retry_delay_seconds=2,
       task_run_name="prepare requests {label}")
-def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[str, Any]:
+def prepare_batch(cycle: CycleInfo, units: list[str], label: str) -> dict[str, Any]:
     """Build the forms and write the request messages of one subtree; fail naming the units that failed."""
     cfg = runtime.config()
-    result = dispatch.prepare_requests(runtime.database(cfg), cfg, CycleInfo(**cycle), units, _builder())
+    result = dispatch.prepare_requests(runtime.database(cfg), cfg, cycle, units, _builder())
     logger = get_run_logger()
     for unit, reason in result.failed.items():
         logger.error("unit %s (%s): %s", unit, cfg.hierarchy[unit].name, reason)
@@ -70,15 +73,10 @@ def prepare_batch(cycle: dict[str, Any], units: list[str], label: str) -> dict[s
 
 
 @task(name="send-requests", cache_policy=NO_CACHE, task_run_name=runnames.for_units("send requests"))
-def send_requests(cycle: dict[str, Any], units: list[str]) -> dict[str, Any]:
+def send_requests(cycle: CycleInfo, units: list[str]) -> dict[str, Any]:
     """Send the requests of these units still pending or failed, higher levels first."""
     cfg = runtime.config()
-    db = runtime.database(cfg)
-    info = CycleInfo(**cycle)
-    depth = {code: cfg.hierarchy.depth(code) for code in units}
-    delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["request"], units=units,
-                              order_by_depth=depth)
-    dispatch.mark_sent(db, info, delivery.sent)
+    delivery = opening.send_requests(runtime.database(cfg), cfg, cycle, units)
     logger = get_run_logger()
     for unit, reason in sorted(delivery.units_failed.items()):
         logger.error("unit %s (%s): request not delivered: %s", unit, cfg.hierarchy[unit].name, reason)
@@ -114,11 +112,11 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
     cfg = runtime.config()
     logger = get_run_logger()
     period = resolve_period(period, as_of or pendulum.now(cfg.calendar.settings.timezone), cfg).code
-    cycle = results.shared(record_cycle, cfg.settings)(period, plan, root)
+    cycle = CycleInfo.from_dict(results.shared(record_cycle, cfg.settings)(period, plan, root))
     logger.info("running in process %s (parent %s)", os.getpid(), os.getppid())
-    top = subtree or cycle["root"]
-    if subtree and subtree not in cfg.hierarchy.subtree_codes(cycle["root"]):
-        raise ValueError(f"{subtree} is not in the cycle's tree ({cycle['root']})")
+    top = subtree or cycle.root
+    if subtree and subtree not in cfg.hierarchy.subtree_codes(cycle.root):
+        raise ValueError(f"{subtree} is not in the cycle's tree ({cycle.root})")
     batches = [[top]] if fan_out else dispatch.cascade_batches(cfg, top)
     prepare = results.shared(prepare_batch, cfg.settings)  # a Retry on another worker finds its batches
     futures = [prepare.submit(cycle, units, f"{units[0]}" + (f" +{len(units) - 1}" if len(units) > 1 else "")) for units in batches]
@@ -132,7 +130,7 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
     failed.update(sent["failed"])
     children_runs: dict[str, str] = {}
     if fan_out:
-        params = {"period": period, "plan": plan, "root": cycle["root"], "as_of": as_of}
+        params = {"period": period, "plan": plan, "root": cycle.root, "as_of": as_of}
         children = [c.code for c in cfg.hierarchy.children(top)]
         with ThreadPoolExecutor(max_workers=min(16, len(children) or 1)) as pool:
             runs = dict(zip(children, pool.map(lambda c: _run_subtree(fan_out, params | {"subtree": c}), children),
@@ -150,7 +148,7 @@ def open_period(period: str, plan: str = "national", root: str | None = None,
         description=f"Đơn vị chưa nhận được yêu cầu báo cáo kỳ {period} ({plan}, {cfg.hierarchy[top].name}) "
                     f"trong lần chạy này",
     )
-    summary = {"cycle": cycle["id"], "batches": len(batches), "sent": sent["sent"], "failed": failed,
+    summary = {"cycle": cycle.id, "batches": len(batches), "sent": sent["sent"], "failed": failed,
                "pid": os.getpid(), "children_runs": children_runs}
     if failed:
         # Each unit's reason is logged once by the task that met it and listed in the artifact.

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from prefect import Task
 
-from flows.config import ConfigError, Settings
+from baocao.rules.config import ConfigError, Settings
 
 BLOCK_PREFIX = "block:"
 

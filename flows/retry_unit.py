@@ -14,11 +14,17 @@ import pendulum
 from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
-from flows import dispatch, intake, outbox, runnames, runtime
-from flows.consolidation import figures_for, make_report
+from baocao import runtime
+from baocao.consolidation import steps as consolidation
+from baocao.consolidation.reporting import figures_for, make_report
+from baocao.intake import pipeline as intake
+from baocao.intake.steps import send_replies
+from baocao.opening import dispatch
+from baocao.opening import steps as opening
+from baocao.opening.forms import FormBuilder
+from baocao.store.queries import find_cycle
+from flows import runnames
 from flows.failures import MESSAGE_LIMIT, UnitsFailed
-from flows.forms import FormBuilder
-from flows.store import find_cycle
 
 Step = Literal["dispatch", "collect", "consolidate", "send-report"]
 
@@ -58,21 +64,20 @@ def retry_unit(unit: str, period: str, step: Step, plan: str = "") -> dict[str, 
         prepared = dispatch.prepare_requests(db, cfg, cycle, [unit], FormBuilder(cfg.catalog))
         if prepared.failed:
             raise RuntimeError(f"unit {unit} ({name}): {prepared.failed[unit]}")
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["request"])
-        dispatch.mark_sent(db, cycle, delivery.sent)
+        delivery = opening.send_requests(db, cfg, cycle, [unit])
         result: dict[str, Any] = {"sent": len(delivery.sent), "failed": delivery.units_failed}
     elif step == "collect":
         outcomes = intake.reprocess_latest(db, cfg, unit, cycle.period)
         result = {"outcomes": [u.status for o in outcomes for u in o.units]}
-        delivery = outbox.deliver(db, cfg.settings, units=[unit], kinds=["receipt", "problems"])
+        delivery = send_replies(db, cfg, units=[unit], with_operator=False)
         result["failed"] = delivery.units_failed
     elif step == "consolidate":
         figures = figures_for(db, cfg, cycle, as_of)
         result = {"report": make_report(db, cfg, cycle, unit, figures, as_of, correction=True)}
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["report"])
+        delivery = consolidation.send_reports(db, cfg, cycle, [unit])
         result["failed"] = delivery.units_failed
     else:
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=cycle.id, units=[unit], kinds=["report"])
+        delivery = consolidation.send_reports(db, cfg, cycle, [unit])
         result = {"sent": len(delivery.sent), "failed": delivery.units_failed}
     if result.get("failed"):  # the unit's reason, once; a refusal is not a bug: no traceback
         logger.error("unit %s (%s): %s failed again: %s", unit, name, step, result["failed"])
@@ -86,8 +91,8 @@ def retry_unit(unit: str, period: str, step: Step, plan: str = "") -> dict[str, 
 def _cycles_with(db, period: str, unit: str):  # noqa: ANN001, ANN202 - small helper
     from sqlalchemy import select
 
-    from flows.db import Cycle, Request
-    from flows.store import CycleInfo
+    from baocao.store.db import Cycle, Request
+    from baocao.store.queries import CycleInfo
 
     with db.session() as s:
         rows = s.execute(select(Cycle).join(Request).where(Cycle.period == period, Request.unit_code == unit)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pendulum
 
-from flows import runtime
-from flows.config import Config
+from baocao import runtime
+from baocao.rules.config import Config
 
 log = logging.getLogger("baocao.runnames")
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pendulum
 
-from flows.config import Config
-from flows.plans import open_at
-from flows.reporting_calendar import KINDS, Period
+from baocao.rules.config import Config
+from baocao.rules.periods import KINDS, Period
+from baocao.rules.plans import open_at
 
 OPENINGS_AHEAD_DAYS = 400
 """How far ahead openings are scheduled: every kind of the next year, whenever `serve` starts."""

@@ -36,7 +36,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from flows.config import Config
+from baocao.errors import UpError
+from baocao.rules.config import Config
 
 SERVER_START_TIMEOUT = 180.0
 """Seconds to wait for a new Prefect server to answer /health (its first start migrates its database)."""
@@ -135,10 +136,6 @@ def start_prefect_server(cfg: Config, console: Console) -> PrefectServer:
     return server
 
 
-class UpError(RuntimeError):
-    """`baocao up` cannot start: the message says what to change."""
-
-
 @contextmanager
 def mail_servers(cfg: Config, console: Console) -> Iterator[dict[str, str]]:
     """The built-in SMTP and IMAP servers where the settings point at this machine and nothing listens yet.
@@ -146,8 +143,8 @@ def mail_servers(cfg: Config, console: Console) -> Iterator[dict[str, str]]:
     Yields the environment overrides the flows need (the built-in mailbox's password, generated when
     none is configured).
     """
-    from flows.imapserver import DemoImapServer
-    from flows.mailserver import DemoMailServer
+    from baocao.devservers.imapserver import DemoImapServer
+    from baocao.devservers.mailserver import DemoMailServer
 
     s = cfg.settings
     env: dict[str, str] = {}
@@ -186,9 +183,9 @@ def mail_servers(cfg: Config, console: Console) -> Iterator[dict[str, str]]:
 def init_database(cfg: Config, console: Console) -> None:
     from sqlalchemy.engine import make_url
 
-    from flows.db import Database
-    from flows.migrate import upgrade
-    from flows.store import sync_units
+    from baocao.store.db import Database
+    from baocao.store.migrate import upgrade
+    from baocao.store.queries import sync_units
 
     cfg.settings.resolve(cfg.settings.var_dir).mkdir(parents=True, exist_ok=True)
     url = cfg.settings.database_url_resolved
@@ -269,7 +266,7 @@ def up(cfg: Config, console: Console) -> None:
         with mail_servers(cfg, console) as env:
             os.environ.update(env)
             os.environ["PREFECT_API_URL"] = server.api_url  # flow runs are subprocesses: they read the env
-            from flows import runtime
+            from baocao import runtime
 
             runtime.reset()
             cfg = runtime.config()

@@ -1,8 +1,8 @@
-"""Alembic environment: runs the migrations against the URL that flows.migrate passes in."""
+"""Alembic environment: runs the migrations against the URL that baocao.store.migrate passes in."""
 
 from alembic import context
 
-from flows.db import Base, make_engine
+from baocao.store.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -2,7 +2,7 @@
 
 Run `.venv/bin/python templates/make_report_template.py` to rebuild it. The .docx is what office staff
 edit in Word afterwards (wording, fonts, spacing); this script exists so that the layout can be
-recreated from scratch, and documents what the template expects from flows/report.py:
+recreated from scratch, and documents what the template expects from baocao/consolidation/report.py:
 
     issuer_plain, issuer_bold   lines of the issuing body (plain above, bold below), upper case
     symbol                      "BC-UBND", after "Số:"

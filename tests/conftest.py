@@ -19,11 +19,13 @@ Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # before pr
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from flows.config import Config, load_config  # noqa: E402
-from flows.db import Database  # noqa: E402
-from flows.migrate import upgrade  # noqa: E402
+from baocao.rules.config import Config, load_config  # noqa: E402
+from baocao.store.db import Database  # noqa: E402
+from baocao.store.migrate import upgrade  # noqa: E402
+from tests.support.app import PG_ADMIN_URL, App, app_env, new_pg_database  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("BAOCAO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+pytest_plugins = ["tests.support.fixtures"]
+
 SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds
 
 
@@ -63,17 +65,6 @@ def pg_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def new_pg_database(pg_url: str) -> str:
-    """Another empty database on the same server (for tests that need a clean schema)."""
-    import psycopg
-
-    name = f"{pg_url.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
-    admin = PG_ADMIN_URL.replace("+psycopg", "")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'baocao.db'}"
@@ -90,7 +81,7 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def db(sqlite_url: str, cfg: Config) -> Iterator[Database]:
     """A migrated SQLite database with the hierarchy loaded."""
-    from flows.store import sync_units
+    from baocao.store.queries import sync_units
 
     upgrade(sqlite_url)
     database = Database(sqlite_url)
@@ -125,21 +116,9 @@ def smtp_limit() -> Iterator[str]:
 
 
 # ----------------------------------------------------------------------------- the whole application
-class App:
-    """The application wired to real servers on loopback, for flow and integration tests."""
-
-    def __init__(self, cfg: Config, db: Database, smtp, imap, tmp_path: Path) -> None:  # noqa: ANN001
-        self.cfg, self.db, self.smtp, self.imap, self.tmp_path = cfg, db, smtp, imap, tmp_path
-
-    def config(self) -> Config:
-        from flows import runtime
-
-        return runtime.config()
-
-
 @pytest.fixture
 def smtp_server():
-    from tests.servers import SmtpServer
+    from tests.support.servers import SmtpServer
 
     with SmtpServer() as server:
         yield server
@@ -147,35 +126,17 @@ def smtp_server():
 
 @pytest.fixture
 def imap_server():
-    from tests.servers import ImapServer
+    from tests.support.servers import ImapServer
 
     with ImapServer(username="nopbaocao", password="imap-test-secret") as server:
         yield server
 
 
-def app_env(url: str, smtp_port: int, imap_port: int | None, tmp_path: Path) -> dict[str, str]:
-    env = {
-        "BAOCAO_DATABASE_URL": url,
-        "BAOCAO_SMTP__PORT": str(smtp_port),
-        "BAOCAO_SMTP__BACKOFF_BASE": "0.01",
-        "BAOCAO_SMTP__MAX_ATTEMPTS": "3",
-        "BAOCAO_SMTP__TIMEOUT": "10",
-        "BAOCAO_DROP_FOLDER": str(tmp_path / "dropbox"),
-        "BAOCAO_DROP_SETTLE_SECONDS": "0",  # tests drop a file and collect at once
-        "BAOCAO_VAR_DIR": str(tmp_path),
-        "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
-    }
-    if imap_port is not None:
-        env |= {"BAOCAO_IMAP__PORT": str(imap_port), "BAOCAO_IMAP__USERNAME": "nopbaocao",
-                "BAOCAO_IMAP__PASSWORD": "imap-test-secret", "BAOCAO_IMAP__TIMEOUT": "10"}
-    return env
-
-
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smtp_server, imap_server) -> Iterator[App]:  # noqa: ANN001
     """SQLite + a real SMTP server + a real IMAP server, configured through the environment."""
-    from flows import runtime
-    from flows.store import sync_units
+    from baocao import runtime
+    from baocao.store.queries import sync_units
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     for name, value in app_env(url, smtp_server.port, imap_server.port, tmp_path).items():

@@ -1,4 +1,4 @@
-"""Consolidation rules on hand-computed examples (flows/aggregate.py), and the national tree."""
+"""Consolidation rules on hand-computed examples (baocao/consolidation/aggregate.py), and the national tree."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.aggregate import Figures, consolidate_tree, consolidate_unit
-from flows.catalog import Catalog, Derived, Group, Indicator
-from flows.hierarchy import Hierarchy, Unit
+from baocao.consolidation.aggregate import Figures, consolidate_tree, consolidate_unit
+from baocao.rules.catalog import Catalog, Derived, Group, Indicator
+from baocao.rules.hierarchy import Hierarchy, Unit
 
 NaN = float("nan")
 

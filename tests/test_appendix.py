@@ -10,20 +10,18 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from flows.appendix import (
+from baocao.rules.config import PROJECT_DIR
+from baocao.rules.hierarchy import Hierarchy, Unit
+from baocao.tasks.appendix import (
     AppendixImportError,
     AppendixRow,
-    BodyRules,
-    TaskBodiesError,
-    join_continuation,
-    load_task_bodies,
     read_appendix,
     read_appendix_text,
     read_appendix_xlsx,
     resolve_tasks,
 )
-from flows.config import PROJECT_DIR
-from flows.hierarchy import Hierarchy, Unit
+from baocao.tasks.names import join_continuation
+from baocao.tasks.taskbodies import BodyRules, TaskBodiesError, load_task_bodies
 
 SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds, checked below
 SHARED_SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import Config
-from flows.reader import Problem, read_submission
-from flows.validation import token_problems, validate
+from baocao.intake.reader import read_submission
+from baocao.intake.results import Problem
+from baocao.intake.validation import token_problems, validate
+from baocao.rules.config import Config
 from tests.data import make_bad_files
 from tests.data.make_bad_files import SECRET, VERSION, counts_part, filled, rezip
 

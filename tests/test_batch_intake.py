@@ -1,6 +1,6 @@
 """The drop folder's batches: `take_in_batch` does what `take_in` on each file in turn does.
 
-Two databases are opened the same way (the Tứ Kỳ cycle of tests/test_intake.py); the same mixed batch
+Two databases are opened the same way (the Tứ Kỳ cycle of tests/support/tuky.py); the same mixed batch
 (good forms, a rejected one and its correction, the same bytes twice, an unreadable file, a forged
 token, a unit's correction of an accepted report) is taken in as one batch in the first and one file
 at a time in the second. Outcomes, stored rows, the units' states and the replies written must agree.
@@ -19,17 +19,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text, update
 
-from flows import intake
-from flows.channels import collect_folder
-from flows.db import Database, OutboxMessage, ReceivedFile, Request, Submission, TaskReport, Value
-from flows.forms import INFO_LABELS
-from flows.intake import Incoming, take_in, take_in_batch
-from flows.migrate import upgrade
-from flows.reader import read_submission
-from flows.readpool import ReadPool
-from flows.store import open_cycle, sync_units
-from tests.conftest import new_pg_database
-from tests.test_intake import LATE, ON_TIME, TuKy, _builder, open_tu_ky, set_info
+from baocao.intake import pipeline as intake
+from baocao.intake.channels import collect_folder
+from baocao.intake.pipeline import Incoming, take_in, take_in_batch
+from baocao.intake.reader import read_submission
+from baocao.intake.readpool import ReadPool
+from baocao.opening.forms import INFO_LABELS
+from baocao.store.db import Database, OutboxMessage, ReceivedFile, Request, Submission, TaskReport, Value
+from baocao.store.migrate import upgrade
+from baocao.store.queries import open_cycle, sync_units
+from tests.support.app import new_pg_database
+from tests.support.tuky import LATE, ON_TIME, TuKy, _builder, open_tu_ky, set_info
 
 UNITS = ("X11074-VHXH", "X11074-VP", "X11074-KT", "X11074-TTHCC")
 
@@ -41,8 +41,8 @@ def tu_ky(app: Any) -> TuKy:
 
 def second_database(tu_ky: TuKy, url: str) -> Database:
     """Another database with the same cycle and requests (the forms' tokens hold in both)."""
-    from flows import dispatch
-    from flows.reporting_calendar import Period
+    from baocao.opening import dispatch
+    from baocao.rules.periods import Period
 
     upgrade(url)
     db = Database(url)
@@ -157,7 +157,7 @@ def test_a_clean_batch_is_written_by_the_batch_itself(tu_ky: TuKy) -> None:
 @pytest.fixture
 def pg_tu_ky(app: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TuKy]:
     """The Tứ Kỳ cycle on PostgreSQL (where a second connection can change a row mid-batch)."""
-    from flows import runtime
+    from baocao import runtime
 
     url = new_pg_database(pg_url)
     monkeypatch.setenv("BAOCAO_DATABASE_URL", url)
@@ -211,9 +211,9 @@ def test_reader_processes_read_what_this_process_reads(tu_ky: TuKy) -> None:
 
 def test_a_large_drop_folder_is_read_by_reader_processes_and_taken_in_by_batches(
         tu_ky: TuKy, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.channels
+    import baocao.intake.channels
 
-    monkeypatch.setattr(flows.channels, "PARALLEL_FROM", 2)  # the four departments are a "large" folder here
+    monkeypatch.setattr(baocao.intake.channels, "PARALLEL_FROM", 2)  # the four departments are a "large" folder here
     folder = Path(tu_ky.cfg.settings.drop_folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, u in enumerate(UNITS):

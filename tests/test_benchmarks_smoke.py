@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from baocao.devservers.simulate import figures as draw_figures
+from baocao.devservers.simulate import fill_form
+from baocao.intake.reader import read_submission
+from baocao.opening.forms import FormBuilder, FormSpec, FormTask
+from baocao.rules.periods import Period
 from benchmarks.table import ROW_KEYS
 from benchmarks.units import FastFiller
-from flows.forms import FormBuilder, FormSpec, FormTask
-from flows.reader import read_submission
-from flows.reporting_calendar import Period
-from flows.simulate import figures as draw_figures
-from flows.simulate import fill_form
 
 ROOT = Path(__file__).resolve().parent.parent
 

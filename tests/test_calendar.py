@@ -1,4 +1,4 @@
-"""Tests for flows.reporting_calendar: periods, ND 09 windows, Vietnamese holidays, working days, deadline phrases."""
+"""Tests for baocao.rules.periods: periods, ND 09 windows, Vietnamese holidays, working days, deadline phrases."""
 
 from __future__ import annotations
 
@@ -12,16 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.reporting_calendar import (
-    KINDS,
-    CalendarSettings,
-    Due,
-    DuePhraseError,
-    Period,
-    PeriodError,
-    WorkCalendar,
-    parse_due_phrase,
-)
+from baocao.rules.periods import KINDS, CalendarSettings, Period, PeriodError, WorkCalendar
+from baocao.tasks.duephrases import Due, DuePhraseError, parse_due_phrase
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds (test_appendix checks)

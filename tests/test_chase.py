@@ -18,10 +18,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import Artifact
 from sqlalchemy import select
 
-from flows import runtime
+from baocao import runtime
+from baocao.mail.mime import message_id_for
+from baocao.store.db import OutboxMessage
 from flows.chase import chase
-from flows.db import OutboxMessage
-from flows.mailer import message_id_for
 from flows.open_period import open_period
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

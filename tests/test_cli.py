@@ -14,7 +14,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def cli_env(monkeypatch, tmp_path):  # noqa: ANN001, ANN201
-    from flows import runtime
+    from baocao import runtime
 
     monkeypatch.setenv("BAOCAO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("BAOCAO_VAR_DIR", str(tmp_path))
@@ -91,8 +91,8 @@ def test_schedule_lists_open_period_for_every_plan_and_kind(cfg):
 
 
 def test_schedules_are_built_from_the_plans(cfg):
-    from flows.plans import open_at
-    from flows.reporting_calendar import Period
+    from baocao.rules.periods import Period
+    from baocao.rules.plans import open_at
     from flows.schedules import specs
 
     by_name = {s.name: s for s in specs(cfg, 2026)}

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from flows import outbox, runtime
-from flows.channels import collect_folder, collect_mailbox
-from flows.db import Database, ProcessedMessage, ReceivedFile
-from flows.migrate import upgrade
-from flows.store import sync_units
-from tests.conftest import App, app_env
-from tests.test_intake import DEPARTMENTS, ON_TIME, TuKy, open_tu_ky
+from baocao import runtime
+from baocao.intake.channels import collect_folder, collect_mailbox
+from baocao.mail import outbox
+from baocao.store.db import Database, ProcessedMessage, ReceivedFile
+from baocao.store.migrate import upgrade
+from baocao.store.queries import sync_units
+from tests.support.app import App, app_env
+from tests.support.tuky import DEPARTMENTS, ON_TIME, TuKy, open_tu_ky
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def tu_ky(app: Any) -> TuKy:
-    """The Tứ Kỳ cycle 2026-H1, opened and mailed (see tests/test_intake.py)."""
+    """The Tứ Kỳ cycle 2026-H1, opened and mailed (see tests/support/tuky.py)."""
     return open_tu_ky(app)
 
 
@@ -148,8 +149,8 @@ KILLER = textwrap.dedent("""
         return result
 
     setattr(target, name, dying)
-    from flows import runtime
-    from flows.channels import collect_mailbox
+    from baocao import runtime
+    from baocao.intake.channels import collect_mailbox
 
     cfg = runtime.config()
     collect_mailbox(runtime.database(cfg), cfg, as_of=datetime.fromisoformat(as_of))
@@ -158,9 +159,9 @@ KILLER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize(("module", "name", "when"), [
-    ("flows.channels", "take_in", "before"),  # 2nd message fetched, nothing of it stored
-    ("flows.intake", "read_submission", "before"),  # 2nd file stored, not yet read or answered
-    ("flows.channels", "take_in", "after"),  # 2nd file taken in and answered, message not yet recorded
+    ("baocao.intake.channels", "take_in", "before"),  # 2nd message fetched, nothing of it stored
+    ("baocao.intake.pipeline", "read_submission", "before"),  # 2nd file stored, not yet read or answered
+    ("baocao.intake.channels", "take_in", "after"),  # 2nd file taken in and answered, message not yet recorded
 ], ids=["after-fetch", "after-file-stored", "before-message-recorded"])
 def test_a_collector_killed_mid_run_loses_nothing_and_doubles_nothing(tu_ky: TuKy, module: str, name: str,
                                                                       when: str) -> None:
@@ -261,10 +262,10 @@ def test_a_runs_log_names_every_file_with_a_problem_and_counts_the_accepted(
     run 2 s; the status tables name every unit. Files with a problem keep a line each."""
     from prefect import flow
 
-    from flows.channels import CollectReport
+    from baocao.intake.channels import CollectReport
+    from baocao.intake.pipeline import Outcome, UnitOutcome
+    from baocao.intake.results import Problem
     from flows.collect import SHOWN_ACCEPTED, _log_report
-    from flows.intake import Outcome, UnitOutcome
-    from flows.reader import Problem
 
     report = CollectReport()
     for n in range(SHOWN_ACCEPTED + 15):

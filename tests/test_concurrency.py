@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from flows.db import OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
-from flows.mailer import message_id_for
+from baocao.mail.mime import message_id_for
+from baocao.store.db import OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
 from tests.crash.harness import Cycle, Zygote, report_line, soak
 from tests.crash.tree import PERIOD
 
@@ -61,9 +61,9 @@ def tally(request: pytest.FixtureRequest) -> Iterator[Counter]:
 
 def send_round(cycle: Cycle, rng: random.Random, round_no: int, sent: dict[str, list[str]]) -> None:
     """The units' files of one round: new versions by mail and/or the drop folder, some twice, some wrong."""
-    from flows.forms import INFO_LABELS
-    from flows.simulate import figures, fill_form
-    from tests.test_intake import info_value, set_info
+    from baocao.devservers.simulate import figures, fill_form
+    from baocao.opening.forms import INFO_LABELS
+    from tests.support.tuky import info_value, set_info
 
     forms = cycle.forms()
     folder = Path(cycle.env["BAOCAO_DROP_FOLDER"])
@@ -167,7 +167,7 @@ def run_pair(cycle: Cycle, zygote: Zygote, name: str, as_of: Any,
 @pytest.mark.parametrize("seed", [1] if not soak() else [1, 2, 3, 4])
 def test_two_collectors_at_once_on_postgresql_store_and_answer_each_file_once(
         seed: int, zygote: Zygote, tmp_path: Path, pg_url: str, tally: Counter) -> None:
-    from tests.conftest import new_pg_database
+    from tests.support.app import new_pg_database
 
     cycle = Cycle(tmp_path / "pg", seed, new_pg_database(pg_url), concurrency=2)
     try:
@@ -193,7 +193,7 @@ def test_two_runs_opening_the_period_at_once_write_and_send_each_request_once(
     the outbox, both send; each unit gets its request once, every request row ends `sent`."""
     url = None
     if backend == "postgresql":
-        from tests.conftest import new_pg_database
+        from tests.support.app import new_pg_database
 
         url = new_pg_database(request.getfixturevalue("pg_url"))
     cycle = Cycle(tmp_path / backend, 5, url, concurrency=2, data_delay=0.03)
@@ -218,12 +218,12 @@ def test_two_runs_opening_the_period_at_once_write_and_send_each_request_once(
 def sqlite_load(cycle: Cycle, db: Any, rounds: int) -> tuple[list[BaseException], Counter]:
     """Intake (two threads), sending and marking (two threads, as two flow runs' send tasks would),
     chasing and status reads at once on one SQLite file."""
-    from flows import outbox
-    from flows.intake import Incoming, take_in
-    from flows.reminders import chase_cycle
-    from flows.simulate import figures, fill_form
-    from flows.status import status_json
-    from flows.store import find_cycle
+    from baocao.chasing.reminders import chase_cycle
+    from baocao.devservers.simulate import figures, fill_form
+    from baocao.intake.pipeline import Incoming, take_in
+    from baocao.mail import outbox
+    from baocao.store.queries import find_cycle
+    from baocao.store.status import status_json
 
     cfg = cycle.cfg
     times = cycle.timeline()
@@ -305,7 +305,7 @@ def sqlite_load(cycle: Cycle, db: Any, rounds: int) -> tuple[list[BaseException]
 
 def test_sqlite_in_one_process_does_not_lock_under_intake_sending_chasing_and_reading(
         tmp_path: Path, tally: Counter) -> None:
-    from flows import outbox
+    from baocao.mail import outbox
 
     cycle = Cycle(tmp_path / "sqlite", 3, concurrency=2)
     try:
@@ -331,11 +331,11 @@ def test_sqlite_in_one_process_does_not_lock_under_intake_sending_chasing_and_re
 
 def test_the_same_load_does_lock_sqlite_with_a_short_busy_timeout_and_deferred_transactions(tmp_path: Path) -> None:
     """The load above really contends for the write lock: on an engine with a 50 ms busy timeout and
-    deferred transactions (instead of flows.db's 30 s and BEGIN IMMEDIATE) it fails with "database is locked"."""
+    deferred transactions (instead of baocao.store.db's 30 s and BEGIN IMMEDIATE) it fails with "database is locked"."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import sessionmaker
 
-    from flows.db import Database
+    from baocao.store.db import Database
 
     cycle = Cycle(tmp_path / "naive", 3, concurrency=2)
     naive = Database.__new__(Database)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import PROJECT_DIR, ConfigError, check, load_config, load_settings
-from flows.plans import unit_deadlines
-from flows.reporting_calendar import Period
+from baocao.rules.config import PROJECT_DIR, ConfigError, check, load_config, load_settings
+from baocao.rules.periods import Period
+from baocao.rules.plans import unit_deadlines
 
 
 def test_national_tree_has_official_units_and_departments(cfg):
@@ -117,6 +117,34 @@ def test_invalid_toml_is_reported_with_file(tmp_path):
     d = _copy_config(tmp_path)
     (d / "plans" / "hue.toml").write_text("code = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="hue.toml: not valid TOML"):
+        load_config(d, env={})
+
+
+def test_config_check_validates_task_bodies(tmp_path, monkeypatch):
+    """An alias to a unit that does not exist is listed by `config check`, not found at the first import."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    d = _copy_config(tmp_path)
+    path = d / "task_bodies.toml"
+    text = path.read_text(encoding="utf-8")
+    old = '"Phòng VHXXH" = "X10714-VHXH"'
+    assert old in text
+    path.write_text(text.replace(old, '"Phòng VHXXH" = "X10714-VHXXH"'), encoding="utf-8")
+    monkeypatch.setenv("BAOCAO_CONFIG_DIR", str(d))
+    result = CliRunner().invoke(app, ["config", "check", "--year", "2026"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    out = "".join(result.stdout.split())  # the console wraps long lines at its own width: compare without spaces
+    assert "".join("nhi-chieu.aliases.'Phòng VHXXH': 'X10714-VHXXH' is not a unit".split()) in out
+    assert "".join(str(path).split()) in out
+
+
+def test_a_malformed_task_bodies_file_stops_loading(tmp_path):
+    d = _copy_config(tmp_path)
+    with (d / "task_bodies.toml").open("a", encoding="utf-8") as f:
+        f.write('\n[quang-tri.groups]\n"Các sở" = "sở of T46"\n')
+    with pytest.raises(ConfigError, match=r"task_bodies.toml: quang-tri.groups.'Các sở': 'sở of T46': use"):
         load_config(d, env={})
 
 

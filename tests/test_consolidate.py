@@ -1,161 +1,44 @@
 """The consolidate flow end to end: real Prefect API, SQLite, a real SMTP server on loopback.
 
 A cycle is opened with the open-period flow, the units fill the forms they were mailed (as
-:mod:`flows.simulate` does), the files go through the intake, and the consolidate flow sends the
+:mod:`baocao.devservers.simulate` does), the files go through the intake, and the consolidate flow sends the
 reports up. What reaches the SMTP server, what `baocao figures` prints, what the XLSX appendix and
 the Word report say are checked against sums computed here from the numbers the units typed in.
 """
 
 from __future__ import annotations
 
-import io
-import random
 from datetime import date
 
-import pendulum
 import pytest
-from openpyxl import load_workbook
 from sqlalchemy import select
 
-from flows.db import Report
-from flows.intake import Incoming, take_in
-from flows.simulate import Filled, fill_form
-from flows.simulate import figures as draw_figures
+from tests.support.wards import (
+    DEPT_DEADLINE,
+    DEPTS,
+    DOCX_MIME,
+    PERIOD,
+    WARD,
+    WARD_DUE,
+    XLSX_MIME,
+    at,
+    attachments,
+    cli,
+    count_header,
+    deadlines,
+    docx_text,
+    draw,
+    exempt,
+    forms_received,
+    open_ward,
+    ratio,
+    report_mails,
+    reports,
+    submit,
+    xlsx_totals,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-PERIOD = "2026-H1"
-DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-# ----------------------------------------------------------------------------- helpers (also used by test_tasks_flow)
-def at(cfg, day: date, hour: int = 10):  # noqa: ANN001, ANN201
-    """A local (Asia/Ho_Chi_Minh) instant on `day`."""
-    return pendulum.datetime(day.year, day.month, day.day, hour, 0, tz=cfg.calendar.settings.timezone)
-
-
-def forms_received(app, period: str = PERIOD) -> dict[str, tuple[bytes, str]]:  # noqa: ANN001
-    """unit code -> (form bytes, file name): the forms the SMTP server delivered with the requests."""
-    out: dict[str, tuple[bytes, str]] = {}
-    for m in app.smtp.messages:
-        if m.message["X-Baocao-Kind"] != "request" or m.message["X-Baocao-Period"] != period:
-            continue
-        for part in m.message.iter_attachments():
-            name = part.get_filename() or ""
-            if name.endswith(".xlsx"):
-                out[m.message["X-Baocao-Unit"]] = (part.get_content(), name)
-    return out
-
-
-def report_mails(app) -> list:  # noqa: ANN001
-    """The report messages the SMTP server accepted, in the order it accepted them."""
-    return [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "report"]
-
-
-def submit(app, form: tuple[bytes, str], filled: Filled, when, *, seed: int = 1,  # noqa: ANN001
-           task_status: dict[int, str] | None = None) -> str:
-    """Fill the form as the unit would and take it in through the drop folder channel; the outcome's status."""
-    data = fill_form(form[0], app.cfg.catalog, filled, random.Random(seed), task_status=task_status)
-    outcome = take_in(app.db, app.cfg, Incoming(data, form[1], "folder", None, when))
-    (unit,) = outcome.units
-    assert unit.status == "accepted", [p.message_vi for p in unit.problems]
-    return unit.status
-
-
-def deadlines(app, cycle_id: int) -> dict[str, date]:  # noqa: ANN001
-    from flows.db import Request
-
-    with app.db.session() as s:
-        return {r.unit_code: r.deadline for r in s.scalars(select(Request).where(Request.cycle_id == cycle_id))}
-
-
-def reports(app) -> list[Report]:  # noqa: ANN001
-    with app.db.session() as s:
-        return list(s.scalars(select(Report).order_by(Report.id)))
-
-
-def xlsx_totals(data: bytes) -> tuple[dict[str, dict[str, object]], dict[str, list]]:
-    """The appendix's "Số liệu theo đơn vị" sheet as {unit code: {header: value}} and the other sheets' rows."""
-    wb = load_workbook(io.BytesIO(data))
-    ws = wb["Số liệu theo đơn vị"]
-    headers = [c.value for c in ws[4]]
-    rows = {}
-    for r in ws.iter_rows(min_row=6, values_only=True):
-        if r[1]:
-            rows[r[1]] = dict(zip(headers, r, strict=False))
-    others = {name: [list(r) for r in wb[name].iter_rows(min_row=2, values_only=True)]
-              for name in wb.sheetnames if name != "Số liệu theo đơn vị"}
-    return rows, others
-
-
-def docx_text(data: bytes) -> str:
-    """Every paragraph and table cell of a Word file, one per line (python-docx)."""
-    import docx
-
-    d = docx.Document(io.BytesIO(data))
-    lines = [p.text for p in d.paragraphs]
-    for t in d.tables:
-        for row in t.rows:
-            lines += [c.text for c in row.cells]
-    return "\n".join(lines)
-
-
-def attachments(mail) -> dict[str, tuple[str, bytes]]:  # noqa: ANN001
-    """file name -> (content type, bytes) of a received message's attachments."""
-    return {p.get_filename(): (p.get_content_type(), p.get_content()) for p in mail.message.iter_attachments()}
-
-
-def cli(*args: str):  # noqa: ANN201
-    """`baocao ARGS` in this process, configured by the environment the `app` fixture set."""
-    from typer.testing import CliRunner
-
-    from flows.cli import app as baocao
-
-    return CliRunner().invoke(baocao, list(args))
-
-
-def draw(app, units, seed: int) -> dict[str, Filled]:  # noqa: ANN001
-    """Plausible figures (all sanity relations hold) for each unit, reproducible."""
-    rng = random.Random(seed)
-    return {u: draw_figures(app.cfg.catalog, rng, scale=rng.uniform(0.5, 3.0)) for u in units}
-
-
-def count_header(ind) -> str:  # noqa: ANN001
-    return f"{ind.label} ({ind.unit})" if ind.unit else ind.label
-
-
-def ratio(typed: dict[str, Filled], units, num: str, den: str) -> float:
-    return sum(typed[u].values[num] for u in units) * 100 / sum(typed[u].values[den] for u in units)
-
-
-WARD = "X10714"
-DEPTS = ["X10714-VHXH", "X10714-VP", "X10714-KT", "X10714-TTHCC", "X10714-TTDVSNC"]
-# Nhị Chiểu, H1 2026: the ward reports to the city before 10/6 (Wed); its departments 3 working days
-# earlier, 05/6 (Fri); the ward is due 1 working day after its departments' deadline, 08/6 (Mon).
-DEPT_DEADLINE, WARD_DUE = date(2026, 6, 5), date(2026, 6, 8)
-
-
-def open_ward(app, seed: int = 7):  # noqa: ANN001, ANN201
-    """Open Nhị Chiểu's H1 cycle with the flow; (cycle, forms mailed to the departments, figures to type in)."""
-    from flows.open_period import open_period
-    from flows.store import find_cycle
-
-    open_period(period=PERIOD, plan="nhi-chieu")
-    cycle = find_cycle(app.db, PERIOD, "nhi-chieu")
-    assert cycle is not None and cycle.root == WARD
-    dl = deadlines(app, cycle.id)
-    assert dl[WARD] == date(2026, 6, 10) and {dl[d] for d in DEPTS} == {DEPT_DEADLINE}
-    forms = forms_received(app)
-    assert sorted(forms) == sorted(DEPTS)
-    return cycle, forms, draw(app, DEPTS, seed)
-
-
-def exempt(app, unit: str) -> None:  # noqa: ANN001
-    from flows.operations import exempt as do_exempt
-
-    do_exempt(app.db, app.cfg, unit, PERIOD, "đơn vị đang sáp nhập", actor="test")
-
 
 # ----------------------------------------------------------------------------- the ward (nhi-chieu plan)
 def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
@@ -197,7 +80,7 @@ def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
 
     (rep,) = reports(app)
     assert (rep.unit_code, rep.version, rep.correction) == (WARD, 1, False)
-    from flows.consolidation import report_files
+    from baocao.consolidation.reporting import report_files
 
     docx_bytes, xlsx_bytes = report_files(app.db, rep.id)
     assert docx_bytes == files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1]
@@ -294,7 +177,7 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
 
 
 def test_report_command_writes_the_files_and_sends_nothing(app, tmp_path):
-    from flows.db import OutboxMessage
+    from baocao.store.db import OutboxMessage
 
     _, forms, typed = open_ward(app)
     for unit in DEPTS[:3]:
@@ -368,27 +251,27 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     """
     import json
 
-    import flows.renderpool
+    import baocao.consolidation.renderpool
 
     rendered_there: list[str] = []
     # A pool from two reports due (a national cycle's threshold is 4), of two processes even on one core,
     # rendering both reports in the pool's processes.
-    monkeypatch.setattr(flows.renderpool, "PARALLEL_FROM", 2)
-    monkeypatch.setattr(flows.renderpool, "cores", lambda: 2)
-    monkeypatch.setattr(flows.renderpool, "HERE", 0)  # both in the pool's processes (none in this one)
-    render = flows.renderpool.RenderPool.render
+    monkeypatch.setattr(baocao.consolidation.renderpool, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(baocao.consolidation.renderpool, "cores", lambda: 2)
+    monkeypatch.setattr(baocao.consolidation.renderpool, "HERE", 0)  # both in the pool's processes (none in this one)
+    render = baocao.consolidation.renderpool.RenderPool.render
 
     def counted(self, cycle, unit, *args, **kwargs):  # noqa: ANN001, ANN202
         files = render(self, cycle, unit, *args, **kwargs)  # raises if the process failed
         rendered_there.append(unit)
         return files
 
-    monkeypatch.setattr(flows.renderpool.RenderPool, "render", counted)
+    monkeypatch.setattr(baocao.consolidation.renderpool.RenderPool, "render", counted)
 
+    from baocao.store.queries import find_cycle
+    from baocao.tasks.taskbook import import_appendix
     from flows.consolidate import consolidate
     from flows.open_period import open_period
-    from flows.store import find_cycle
-    from flows.taskbook import import_appendix
 
     cfg, h = app.cfg, app.cfg.hierarchy
     import_appendix(app.db, cfg, cfg.directory / "appendices/nhi-chieu.txt", "nhi-chieu", 2026)
@@ -500,7 +383,7 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     assert set(listed) == {missing, *late, "X10714-KT"}
     assert listed[missing] != listed[late[0]]  # not reported vs. reported late
 
-    from flows.formatting import number_vi
+    from baocao.rules.formatting import number_vi
 
     text = docx_text(files[f"BaoCao_{PERIOD}_T31_v1.docx"][1])
     for ind in cfg.catalog.counts:

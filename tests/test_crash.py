@@ -68,7 +68,7 @@ def zygote(prefect_api: None) -> Iterator[Zygote]:
 
 def _db_url(seed: int, request: pytest.FixtureRequest) -> str | None:
     if soak() and seed % 2 == 1:
-        from tests.conftest import new_pg_database
+        from tests.support.app import new_pg_database
 
         return new_pg_database(request.getfixturevalue("pg_url"))
     return None
@@ -132,7 +132,7 @@ def test_the_ledger_sees_a_message_sent_twice(tmp_path: Path) -> None:
     """The checks are not blind: a request sent again with no kill is a duplicate outside the window."""
     from sqlalchemy import update
 
-    from flows.db import OutboxMessage
+    from baocao.store.db import OutboxMessage
 
     cycle = Cycle(tmp_path / "again", 7)
     try:
@@ -149,3 +149,37 @@ def test_the_ledger_sees_a_message_sent_twice(tmp_path: Path) -> None:
         cycle.close()
     assert (verdict.duplicates, verdict.outside_window) == (1, 1)
     assert any("outside the acceptance window" in p for p in verdict.problems), verdict.problems
+
+
+def test_the_library_stage_sends_reports_a_level_at_a_time(tmp_path: Path) -> None:
+    """The crash suite's library stages send as the flow does: every report of a level has arrived
+    before any report of the level above. The deeper reports' DATA is held back at the server, so a
+    stage sending all levels in one call (the old one did) has the root's report arrive first."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from baocao.mail.kinds import Kind
+    from baocao.store.db import OutboxMessage
+
+    cycle = Cycle(tmp_path / "levels", 0, concurrency=4)
+    try:
+        times = cycle.timeline()
+        for kind, name in STEPS[:-1]:
+            if kind == "wave":
+                cycle.wave(int(name))
+            else:
+                assert not cycle.run_here(kind, times[name])["failed"], name
+        before = len(cycle.smtp.messages)
+        cycle.smtp.delay_next_data(3, 0.5)  # the first three reports written: the departments', not the root's
+        result = cycle.run_here("consolidate", times["consolidate"])
+        assert not result["failed"], result
+        with cycle.db.session() as s:
+            unit_of = {hashlib.sha256(key.encode()).hexdigest()[:32]: unit for key, unit in s.execute(
+                select(OutboxMessage.key, OutboxMessage.unit_code).where(OutboxMessage.kind == Kind.REPORT))}
+        depths = [cycle.cfg.hierarchy.depth(unit_of[m.message_id[1:33]]) for m in cycle.smtp.messages[before:]
+                  if m.message_id[1:33] in unit_of]
+    finally:
+        cycle.close()
+    assert len(depths) == len(result["reports"]) >= 2 and len(set(depths)) >= 2, (depths, result)
+    assert depths == sorted(depths, reverse=True), depths

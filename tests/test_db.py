@@ -6,10 +6,11 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import OperationalError
 
-from flows.db import Database, Request
-from flows.migrate import current, upgrade
-from flows.reporting_calendar import Period
-from flows.store import StaleState, open_cycle, set_state, sync_units
+from baocao.rules.periods import Period
+from baocao.store.db import Database, Request
+from baocao.store.migrate import current, upgrade
+from baocao.store.queries import StaleState, open_cycle, set_state, set_states, sync_units
+from baocao.store.states import RequestState
 
 TABLES = {"units", "cycles", "requests", "received_files", "submissions", "submission_values", "outbox",
           "blobs", "reports", "audit_events", "mailbox_cursors", "processed_messages", "tasks",
@@ -67,6 +68,25 @@ def test_set_state_refuses_a_lost_update(db, cfg):
         assert row.state == "sent" and row.version == stale.version + 1
 
 
+def test_set_state_refuses_a_state_that_does_not_exist(db, cfg):
+    """A misspelt state would be stored and then match none of the groupings (DONE, ANSWERED...): the
+    unit would be chased forever. It is refused before anything is written, by both writers."""
+    info = open_cycle(db, cfg, Period(2026, "H1"), "tu-ky")
+    query = select(Request).where(Request.cycle_id == info.id, Request.unit_code == "X11074-VP")
+    with db.session() as s:
+        req = s.scalars(query).one()
+        with pytest.raises(ValueError, match="acepted"):
+            set_state(s, req, "acepted")
+        with pytest.raises(ValueError, match="acepted"):
+            set_states(s, [(req, "acepted", req.state_at, {})])
+    with db.session() as s:
+        row = s.scalars(query).one()
+        assert (row.state, row.version) == (RequestState.PENDING, req.version)
+        set_state(s, row, RequestState.SENT)  # the enum itself is what callers pass
+    with db.session() as s:
+        assert s.scalars(query).one().state == "sent"
+
+
 def test_plan_that_does_not_cover_the_period_is_refused(db, cfg):
     with pytest.raises(ValueError, match="does not report Q1"):
         open_cycle(db, cfg, Period(2026, "Q1"), "tu-ky")
@@ -79,7 +99,7 @@ def test_a_reading_session_does_not_wait_for_a_writer_and_cannot_write(tmp_path)
 
     from sqlalchemy import text
 
-    from flows.db import Database
+    from baocao.store.db import Database
 
     db = Database(f"sqlite:///{tmp_path / 'r.db'}")
     with db.session() as s:

@@ -29,19 +29,19 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 from sqlalchemy import func, select
 
-from flows import runtime
-from flows.channels import collect_mailbox
+from baocao import runtime
+from baocao.intake.channels import collect_mailbox
+from baocao.intake.inbox import MailboxError, MailboxLoginError
+from baocao.mail.mime import message_id_for
+from baocao.mail.outbox import deliver
+from baocao.store.db import MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
 from flows.chase import chase
 from flows.collect import collect
 from flows.consolidate import consolidate
-from flows.db import MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
-from flows.inbox import MailboxError, MailboxLoginError
-from flows.mailer import message_id_for
 from flows.open_period import UnitsFailed, open_period
-from flows.outbox import deliver
 from tests.crash.harness import report_line, soak
 from tests.crash.netfault import TcpProxy
-from tests.test_intake import DEPARTMENTS, ON_TIME, XLSX, TuKy, open_tu_ky
+from tests.support.tuky import DEPARTMENTS, ON_TIME, XLSX, TuKy, open_tu_ky
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")] + ([pytest.mark.soak] if soak() else [])
 
@@ -63,7 +63,7 @@ def head(code: str) -> str:
 
 @pytest.fixture
 def tu_ky(app: Any) -> TuKy:
-    """The Tứ Kỳ cycle opened, its requests delivered (tests/test_intake.py)."""
+    """The Tứ Kỳ cycle opened, its requests delivered (tests/support/tuky.py)."""
     return open_tu_ky(app)
 
 

@@ -1,4 +1,4 @@
-"""Tests for flows.formatting: Vietnamese numbers, percentages, dates, and reading typed counts."""
+"""Tests for baocao.rules.formatting: Vietnamese numbers, percentages, dates, and reading typed counts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.formatting import (
+from baocao.rules.formatting import (
     date_long_vi,
     date_vi,
     datetime_vi,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from flows.config import Config
-from flows.forms import (
+from baocao.intake.reader import read_submission
+from baocao.opening.forms import (
     COUNT_HEADERS,
     CSV_COLUMNS,
     INFO_LABELS,
@@ -32,9 +32,9 @@ from flows.forms import (
     csv_template,
     form_filename,
 )
-from flows.reader import read_submission
-from flows.reporting_calendar import Period
-from flows.tokens import make_token
+from baocao.opening.tokens import make_token
+from baocao.rules.config import Config
+from baocao.rules.periods import Period
 
 
 @pytest.fixture(scope="module")

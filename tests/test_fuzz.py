@@ -40,14 +40,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flows.config import Config, load_config
-from flows.db import AuditEvent, Database, OutboxMessage, ReceivedFile, Submission
-from flows.formatting import number_vi
-from flows.forms import SHEET_COUNTS
-from flows.intake import Incoming, take_in
-from flows.reader import LIMITS, Problem, Submitted, _sheet_bounds, location_vi, read_submission
-from flows.reporting_calendar import RECURRENCES, Due, DuePhraseError, Period, parse_due_phrase
-from flows.tokens import make_token
+from baocao.intake.pipeline import Incoming, take_in
+from baocao.intake.reader import read_submission
+from baocao.intake.results import LIMITS, Problem, Submitted, location_vi
+from baocao.intake.safety import _sheet_bounds
+from baocao.opening.forms import SHEET_COUNTS
+from baocao.opening.tokens import make_token
+from baocao.rules.config import Config, load_config
+from baocao.rules.formatting import number_vi
+from baocao.rules.periods import Period
+from baocao.store.db import AuditEvent, Database, OutboxMessage, ReceivedFile, Submission
+from baocao.tasks.duephrases import RECURRENCES, Due, DuePhraseError, parse_due_phrase
 from tests.data.make_bad_files import CATALOG, PERIOD, SECRET, UNIT, VERSION, counts_part, filled, with_macro
 from tests.data.make_bad_files import external_link as add_external_link
 
@@ -89,7 +92,7 @@ class _Unexpected(logging.Handler):
 @pytest.fixture(scope="module")
 def unexpected() -> _Unexpected:
     handler = _Unexpected()
-    logger = logging.getLogger("flows.reader")
+    logger = logging.getLogger("baocao.reader")
     logger.addHandler(handler)
     try:
         yield handler
@@ -521,7 +524,7 @@ def test_a_4400_digit_value_is_refused_in_vietnamese(unexpected: _Unexpected) ->
 
 @pytest.mark.parametrize("value", ["1e300", 1e300, "1.000.000.000.000.000", 10**15])
 def test_a_count_beyond_the_largest_is_refused(value: object) -> None:
-    from flows.formatting import MAX_COUNT, parse_vi_int
+    from baocao.rules.formatting import MAX_COUNT, parse_vi_int
 
     assert parse_vi_int(MAX_COUNT) == MAX_COUNT
     if isinstance(value, str) and "e" in value:
@@ -658,8 +661,8 @@ MEMORY_BOUND_MB = 300
 _CHILD = r"""
 import json, os, resource, sys
 from pathlib import Path
-from flows.config import load_config
-from flows.reader import read_submission
+from baocao.rules.config import load_config
+from baocao.intake.reader import read_submission
 
 catalog = load_config(env={}).catalog
 
@@ -797,8 +800,8 @@ def test_hostile_files_stay_under_the_memory_bound(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------- attachment size limit
 @pytest.fixture
 def intake_db(sqlite_url: str) -> Database:
-    from flows.migrate import upgrade
-    from flows.store import sync_units
+    from baocao.store.migrate import upgrade
+    from baocao.store.queries import sync_units
 
     upgrade(sqlite_url)
     database = Database(sqlite_url)
@@ -823,7 +826,7 @@ def test_an_attachment_over_the_limit_is_refused_and_recorded_without_its_conten
     outcome = take_in(intake_db, cfg, Incoming(data, "BaoCao_lon.xlsx", "email", sender))
 
     (unit,) = outcome.units
-    assert unit.status == "rejected" and [p.rule for p in unit.problems] == ["size"]
+    assert unit.status == "rejected" and [p.rule for p in unit.problems] == ["file_too_large"]
     message = unit.problems[0].message_vi
     assert f"{number_vi(size)} byte" in message and f"{number_vi(size - 1)} byte" in message, message
     assert "vượt giới hạn" in message and "BaoCao_lon.xlsx" in message
@@ -854,6 +857,22 @@ def test_the_reader_refuses_by_the_same_setting(monkeypatch: pytest.MonkeyPatch,
         cfg = _config_with_limit(monkeypatch, limit)
         subs, problems = check_read(data, "f.xlsx", unexpected, max_bytes=cfg.settings.max_attachment_bytes)
         assert ([p.rule for p in problems] == ["file_too_large"]) is refused and bool(subs) is not refused
+
+
+def test_an_oversize_file_gets_one_rule_and_one_message_on_every_path(
+        intake_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baocao.intake.pipeline import take_in_batch
+
+    data = good_form()
+    cfg = _config_with_limit(monkeypatch, len(data) - 1)
+    _, read = read_submission(data, "lon.xlsx", cfg.catalog, max_bytes=cfg.settings.max_attachment_bytes)
+    (single,) = take_in(intake_db, cfg, Incoming(data, "lon.xlsx", "email", "a@b.example")).units
+    cfg = _config_with_limit(monkeypatch, len(data) - 2)  # the batch gets other bytes (not a duplicate)
+    _, read_shorter = read_submission(data[:-1], "lon.xlsx", cfg.catalog, max_bytes=cfg.settings.max_attachment_bytes)
+    (batch,) = take_in_batch(intake_db, cfg, [Incoming(data[:-1], "lon.xlsx", "folder")])[0].units
+    assert [p.rule for p in read] == ["file_too_large"]
+    for got, expected in ((single.problems, read), (batch.problems, read_shorter)):
+        assert [(p.rule, p.message_vi) for p in got] == [(p.rule, p.message_vi) for p in expected]
 
 
 def test_zz_every_fuzz_property_ran_its_budget() -> None:

@@ -25,9 +25,17 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from flows import outbox, runtime
-from flows.channels import collect_folder
-from flows.config import (
+from baocao import runtime
+from baocao.devservers.imapserver import DemoImapServer
+from baocao.devservers.simulate import figures
+from baocao.intake.channels import collect_folder
+from baocao.intake.dropfolder import Changed, is_link_error, read_entry, scan
+from baocao.intake.pipeline import Incoming, take_in
+from baocao.intake.reader import read_submission
+from baocao.intake.results import problems_for
+from baocao.mail import outbox
+from baocao.opening.tokens import make_token
+from baocao.rules.config import (
     PUBLIC_SECRETS,
     ConfigError,
     Settings,
@@ -36,13 +44,7 @@ from flows.config import (
     load_config,
     refuse_public_credentials,
 )
-from flows.db import ReceivedFile, utcnow
-from flows.dropfolder import Changed, is_link_error, read_entry, scan
-from flows.imapserver import DemoImapServer
-from flows.intake import Incoming, take_in
-from flows.reader import problems_for, read_submission
-from flows.simulate import figures
-from flows.tokens import make_token
+from baocao.store.db import ReceivedFile, utcnow
 
 DEMO_SECRET = Settings().token_secret.get_secret_value()
 STRONG = "k7Qw-2mZp_9xVb4Ls8Nd3Rf6Ty1Hc5Jg0"
@@ -181,7 +183,7 @@ def test_a_csv_rows_problems_belong_to_its_unit_and_period_and_the_header_to_the
 
 @pytest.mark.slow
 def test_one_bad_row_of_a_multi_unit_csv_rejects_its_unit_only_and_each_coordinator_hears_of_its_own(app: Any) -> None:
-    from tests.test_intake import DEPARTMENTS, ON_TIME, open_tu_ky
+    from tests.support.tuky import DEPARTMENTS, ON_TIME, open_tu_ky
 
     tu_ky = open_tu_ky(app)
     cfg = tu_ky.cfg
@@ -268,7 +270,7 @@ def test_a_file_over_the_limit_is_refused_from_its_size_without_reading_it(app: 
 
 @pytest.mark.slow
 def test_a_file_still_being_written_waits_for_the_next_run_instead_of_being_parked(app: Any) -> None:
-    from tests.test_intake import ON_TIME, open_tu_ky
+    from tests.support.tuky import ON_TIME, open_tu_ky
 
     tu_ky = open_tu_ky(app)
     data, _ = tu_ky.fill("X11074-VP")
@@ -330,7 +332,7 @@ def test_a_dropped_file_counts_from_its_arrival_and_the_collection_time_is_kept_
 
 
 def test_parked_files_are_summed_up_for_the_operator(tmp_path: Path) -> None:
-    from flows.dropfolder import ParkedFile, parked_summary
+    from baocao.intake.dropfolder import ParkedFile, parked_summary
 
     assert parked_summary([], tmp_path) == ""
     (tmp_path / "failed").mkdir()

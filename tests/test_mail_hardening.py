@@ -12,22 +12,19 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from flows.channels import arrival_time, collect_mailbox
-from flows.config import Config, ImapConfig
-from flows.db import Database, MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile
-from flows.inbox import read_message
-from flows.migrate import upgrade
-from flows.safetext import clean_text, short_name
-from flows.store import sync_units
-from tests.servers import ImapServer
+from baocao.intake.channels import arrival_time, collect_mailbox
+from baocao.intake.inbox import read_message
+from baocao.rules.config import Config
+from baocao.safetext import clean_text, short_name
+from baocao.store.db import MailboxCursor, OutboxMessage, ProcessedMessage, ReceivedFile
+from tests.support.mailbox import Mailbox
 
 SOAK = os.environ.get("BAOCAO_SOAK") == "1"
 EXAMPLES = 3_000 if SOAK else 60
@@ -58,33 +55,6 @@ def good_mail(n: int, sender: str = "hople@tuky.example") -> tuple[bytes, bytes]
     msg.set_content("Gửi kèm báo cáo.")
     msg.add_attachment(content, maintype="text", subtype="csv", filename=f"bao-cao-{n}.csv")
     return msg.as_bytes(), content
-
-
-class Mailbox:
-    """One IMAP server and one database for every example (Hypothesis runs many in one test)."""
-
-    def __init__(self, cfg: Config, tmp: Path) -> None:
-        self.imap = ImapServer().__enter__()
-        url = f"sqlite:///{tmp / 'fuzz.db'}"
-        upgrade(url)
-        self.db = Database(url)
-        sync_units(self.db, cfg.hierarchy)
-        imap = ImapConfig(host="127.0.0.1", port=self.imap.port, username=self.imap.username,
-                          password=self.imap.password, timeout=10)
-        self.cfg = dataclasses.replace(cfg, settings=cfg.settings.model_copy(update={"imap": imap}))
-        self.n = 0
-
-    def close(self) -> None:
-        self.db.dispose()
-        self.imap.__exit__(None, None, None)
-
-    def processed(self) -> dict[int, ProcessedMessage]:
-        with self.db.session() as s:
-            return {m.uid: m for m in s.scalars(select(ProcessedMessage))}
-
-    def stored(self, content: bytes) -> int:
-        with self.db.session() as s:
-            return s.scalar(select(func.count()).select_from(ReceivedFile).where(ReceivedFile.content == content)) or 0
 
 
 @pytest.fixture(scope="module")
@@ -251,14 +221,14 @@ def _with(tu_ky: Any, **changes: Any) -> Config:
 
 @pytest.fixture
 def tu_ky(app: Any) -> Any:
-    from tests.test_intake import open_tu_ky
+    from tests.support.tuky import open_tu_ky
 
     return open_tu_ky(app)
 
 
 @pytest.mark.slow
 def test_a_form_that_reached_the_mailbox_on_time_is_on_time_when_collected_after_the_lock(tu_ky: Any) -> None:
-    from tests.test_intake import LOCKED, ON_TIME
+    from tests.support.tuky import LOCKED, ON_TIME
 
     unit = "X11074-VP"
     data, _ = tu_ky.fill(unit)
@@ -278,7 +248,7 @@ def test_a_form_that_reached_the_mailbox_on_time_is_on_time_when_collected_after
 @pytest.mark.slow
 @pytest.mark.parametrize("sender", [None, "undisclosed-recipients:;"])
 def test_no_usable_sender_is_refused_when_senders_are_checked(tu_ky: Any, sender: str | None) -> None:
-    from tests.test_intake import ON_TIME
+    from tests.support.tuky import ON_TIME
 
     unit = "X11074-KT"
     data, _ = tu_ky.fill(unit)
@@ -297,7 +267,7 @@ def test_no_usable_sender_is_refused_when_senders_are_checked(tu_ky: Any, sender
 
 @pytest.mark.slow
 def test_a_flood_of_attachments_is_read_up_to_the_cap_and_answered_once_for_the_rest(tu_ky: Any) -> None:
-    from tests.test_intake import ON_TIME
+    from tests.support.tuky import ON_TIME
 
     files = [(f"tep-{i}.csv", f"x,{i}\r\n".encode()) for i in range(25)]
     _mail(tu_ky, "X11074-KT", files, sender="gia.mao@example.org", internal_date=ON_TIME)
@@ -315,7 +285,7 @@ def test_a_flood_of_attachments_is_read_up_to_the_cap_and_answered_once_for_the_
 
 @pytest.mark.slow
 def test_a_message_over_the_fetch_limit_is_answered_with_the_size_rule(tu_ky: Any) -> None:
-    from tests.test_intake import ON_TIME
+    from tests.support.tuky import ON_TIME
 
     cfg = _with(tu_ky, max_attachment_bytes=100_000)  # the mailbox then reads messages up to 1,000,000 bytes
     _mail(tu_ky, "X11074-KT", [("lon.xlsx", os.urandom(1_100_000))], internal_date=ON_TIME)
@@ -331,7 +301,7 @@ def test_a_message_over_the_fetch_limit_is_answered_with_the_size_rule(tu_ky: An
 
 @pytest.mark.slow
 def test_a_huge_bidi_file_name_gives_a_short_clean_subject(tu_ky: Any) -> None:
-    from tests.test_intake import ON_TIME
+    from tests.support.tuky import ON_TIME
 
     name = "bao-cao\u202e" + "a" * 20_000 + ".xlsx"
     _mail(tu_ky, "X11074-KT", [(name, b"not a workbook")], sender="ai.do@example.org", internal_date=ON_TIME)

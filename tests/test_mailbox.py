@@ -1,4 +1,4 @@
-"""flows.inbox against a real IMAP server (pymap, in-memory backend) on loopback."""
+"""baocao.intake.inbox against a real IMAP server (pymap, in-memory backend) on loopback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flows.inbox import (
+from baocao.intake.inbox import (
     FetchedMessage,
     ImapSettings,
     MailboxError,
@@ -19,8 +19,8 @@ from flows.inbox import (
     mark_seen,
     sender_address,
 )
-from flows.mailer import Attachment, Mail, build_message
-from tests.servers import ImapServer, free_port
+from baocao.mail.mime import Attachment, Mail, build_message
+from tests.support.servers import ImapServer, free_port
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -1,4 +1,4 @@
-"""flows.mailer against a real SMTP server on loopback (tests.servers.SmtpServer), faults injected there."""
+"""baocao.mail.smtp against a real SMTP server on loopback (tests.support.servers.SmtpServer), faults injected there."""
 
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.mailer import (
+from baocao.mail.mime import (
     Attachment,
     Mail,
-    SendResult,
-    SmtpSettings,
     _envelope,
     _Generator,
     build_message,
@@ -32,10 +30,9 @@ from flows.mailer import (
     flatten,
     flatten_mail,
     message_id_for,
-    send_all,
-    send_all_sync,
 )
-from tests.servers import SmtpServer, free_port
+from baocao.mail.smtp import SendResult, SmtpSettings, send_all, send_all_sync
+from tests.support.servers import SmtpServer, free_port
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SUBJECT = "Báo cáo kết quả thực hiện Kết luận 226-KL/TW 6 tháng đầu năm 2026 — Phường Nhị Chiểu"

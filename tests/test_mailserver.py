@@ -1,4 +1,4 @@
-"""flows.mailserver: the demo SMTP server files what it receives where the docs say."""
+"""baocao.devservers.mailserver: the demo SMTP server files what it receives where the docs say."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import email.policy
 from dataclasses import replace
 from pathlib import Path
 
-from flows.inbox import ImapSettings, attachments, fetch_since
-from flows.mailer import Attachment, Mail, SmtpSettings, message_id_for, send_all_sync
-from flows.mailserver import DemoMailServer, StoredMessage, mailbox_dirname, slugify
-from tests.servers import ImapServer
+from baocao.devservers.mailserver import DemoMailServer, StoredMessage, mailbox_dirname, slugify
+from baocao.intake.inbox import ImapSettings, attachments, fetch_since
+from baocao.mail.mime import Attachment, Mail, message_id_for
+from baocao.mail.smtp import SmtpSettings, send_all_sync
+from tests.support.servers import ImapServer
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from flows.db import OutboxMessage, Request
+from baocao.store.db import OutboxMessage, Request
 from flows.open_period import UnitsFailed, open_period
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -102,8 +102,9 @@ def test_messages_are_in_vietnamese_and_name_the_contact(app):
 def test_requests_are_written_in_one_transaction_or_else_one_by_one_naming_the_unit(app, caplog):
     """A batch's requests go in at once; if that fails, each is written alone, so one unit's bad
     message fails that unit only (and the rolled-back batch leaves no attachment behind)."""
-    from flows import dispatch, outbox
-    from flows.db import Blob
+    from baocao.mail import outbox
+    from baocao.opening import dispatch
+    from baocao.store.db import Blob
 
     def message(unit: str, to: object) -> dict:
         return dict(key=f"test/{unit}", kind="request", stage="open", unit=unit, period="2026-H1", to=to,

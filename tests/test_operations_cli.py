@@ -12,10 +12,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from baocao.chasing.reminders import chase_cycle
+from baocao.opening.forms import INFO_LABELS
 from flows.cli import app as cli
-from flows.forms import INFO_LABELS
-from flows.reminders import chase_cycle
-from tests.test_intake import ON_TIME, VN, TuKy, open_tu_ky, set_info, text_of, value_cell
+from tests.support.tuky import ON_TIME, VN, TuKy, open_tu_ky, set_info, text_of, value_cell
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 BEFORE_DEADLINE = datetime(2026, 5, 29, 9, 0, tzinfo=VN)  # 3 working days before 02/6: the "before-3" reminder
@@ -23,7 +23,7 @@ BEFORE_DEADLINE = datetime(2026, 5, 29, 9, 0, tzinfo=VN)  # 3 working days befor
 
 @pytest.fixture
 def tu_ky(app: Any) -> TuKy:
-    """The Tứ Kỳ cycle 2026-H1, opened and mailed (see tests/test_intake.py)."""
+    """The Tứ Kỳ cycle 2026-H1, opened and mailed (see tests/support/tuky.py)."""
     return open_tu_ky(app)
 
 
@@ -213,3 +213,27 @@ def test_validate_prints_every_problem_exits_1_for_a_bad_file_0_for_a_good_one_a
     assert "mã xác thực không đúng" in flat(result.output)
     assert tu_ky.counts() == {"files": 0, "submissions": 0, "receipts": 0, "problems": 0}
     assert tu_ky.request(unit).state == "sent" and tu_ky.replies() == []
+
+
+def test_validate_and_the_intake_answer_an_outdated_form_and_a_lower_case_unit_code_alike(
+        tu_ky: TuKy, tmp_path: Path) -> None:
+    from baocao.intake.pipeline import Incoming, take_in
+    from baocao.opening.tokens import make_token
+
+    unit, cfg = "X11074-VP", tu_ky.cfg
+    secret = cfg.settings.token_secret.get_secret_value()
+    good, _ = tu_ky.fill(unit)
+    old = set_info(good, INFO_LABELS["token"], make_token(secret, unit, "2026-H1", cfg.settings.form_version - 1))
+    lower = set_info(good, INFO_LABELS["unit_code"], unit.lower())  # as typed by hand: the intake takes it
+
+    result = baocao("validate", write(tmp_path, "cu.xlsx", old))
+    assert result.exit_code == 1
+    outcome = take_in(tu_ky.app.db, cfg, Incoming(old, "cu.xlsx", "email", tu_ky.coordinator(unit), ON_TIME))
+    (refused,) = outcome.units
+    assert refused.status == "refused" and [p.rule for p in refused.problems] == ["form_version"]
+    assert refused.problems[0].message_vi in flat(result.output)  # word for word what the unit is told
+
+    result = baocao("validate", write(tmp_path, "thuong.xlsx", lower))
+    assert result.exit_code == 0, result.output
+    outcome = take_in(tu_ky.app.db, cfg, Incoming(lower, "thuong.xlsx", "email", tu_ky.coordinator(unit), ON_TIME))
+    assert outcome.units[0].status == "accepted"

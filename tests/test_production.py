@@ -17,19 +17,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pendulum
 import pytest
 
-from flows.config import PROJECT_DIR
-from tests.conftest import new_pg_database
-from tests.servers import ImapServer, SmtpServer, free_port
+from baocao.rules.config import PROJECT_DIR
+from tests.support.app import new_pg_database
+from tests.support.processes import Processes, base_env, flow_runs, httpx_alive, processes, wait_for
+from tests.support.servers import ImapServer, SmtpServer, free_port
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,75 +36,6 @@ TZ = "Asia/Ho_Chi_Minh"
 
 
 # ----------------------------------------------------------------------------- machinery
-class Processes:
-    """Background processes with their output in files; every one is stopped at the end."""
-
-    def __init__(self, logs: Path, env: dict[str, str]) -> None:
-        self.logs = logs
-        self.env = env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        logs.mkdir(parents=True, exist_ok=True)
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        out = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, *args], env=env or self.env, cwd=PROJECT_DIR, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], env=self.env, cwd=PROJECT_DIR, capture_output=True, text=True,
-                              timeout=timeout)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
-@contextmanager
-def processes(tmp_path: Path, env: dict[str, str]) -> Iterator[Processes]:
-    procs = Processes(tmp_path / "logs", env)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, *, diagnose: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}")
-
-
-def flow_runs(api: str, deployment: str | None = None, **flow_run_filter: Any) -> list[dict[str, Any]]:
-    """Flow runs through the REST filter (optionally of one deployment, by name)."""
-    body: dict[str, Any] = {"limit": 200, "sort": "EXPECTED_START_TIME_ASC"}
-    if deployment:
-        body["deployments"] = {"name": {"any_": [deployment]}}
-    if flow_run_filter:
-        body["flow_runs"] = flow_run_filter
-    r = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10)
-    r.raise_for_status()
-    return r.json()
-
-
 def completed_scheduled(api: str, deployment: str) -> list[dict[str, Any]]:
     """Runs the scheduler created (auto_scheduled) for the deployment that ended Completed."""
     return [r for r in flow_runs(api, deployment) if r["auto_scheduled"] and r["state_type"] == "COMPLETED"]
@@ -113,25 +43,6 @@ def completed_scheduled(api: str, deployment: str) -> list[dict[str, Any]]:
 
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if re.search(r"\bERROR\b", line)]
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BAOCAO_"))}
-    env.update({
-        "BAOCAO_DATABASE_URL": f"sqlite:///{tmp_path / 'baocao.db'}",
-        "BAOCAO_VAR_DIR": str(tmp_path / "var"),
-        "BAOCAO_DROP_FOLDER": str(tmp_path / "var" / "dropbox"),
-        "BAOCAO_MAIL_DIR": str(tmp_path / "var" / "mail"),
-        "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
-        "BAOCAO_SMTP__BACKOFF_BASE": "0.05",
-        "BAOCAO_COLLECT_EVERY_MINUTES": "0.1",  # a scheduled collect every 6 s
-        "BAOCAO_SCHEDULING_CHECK_SECONDS": "40",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-        "COLUMNS": "250",  # tables on one line each
-    })
-    return env
 
 
 def next_minute_at_least(seconds: float) -> pendulum.DateTime:
@@ -240,13 +151,6 @@ def test_up_runs_the_schedules_on_a_real_prefect_server(tmp_path):
     assert "Cancellation polling task failed" not in out and "Traceback" not in out, out[-3000:]
 
 
-def httpx_alive(api: str) -> bool:
-    try:
-        return httpx.get(f"{api}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_up_stops_within_seconds_when_the_server_went_away_first(tmp_path):
     """Prefect's runner pauses the schedules on the way out and retried a dead server for minutes."""
     env = base_env(tmp_path)
@@ -281,7 +185,7 @@ def test_built_in_mail_servers_file_mail_and_feed_the_intake_mailbox(tmp_path, m
 
     from rich.console import Console
 
-    from flows.config import load_config
+    from baocao.rules.config import load_config
     from flows.up import mail_servers
 
     smtp_port, imap_port = free_port(), free_port()
@@ -380,10 +284,10 @@ def test_scheduled_runs_on_postgres_with_a_work_pool_and_two_workers(tmp_path, p
 
 def test_schedule_shows_future_dates_only():
     """On 04/12/2026 the old yearly crons named 2026's openings: the server scheduled them a year late."""
-    from flows.config import load_config
+    from baocao.rules.config import load_config
+    from baocao.rules.periods import Period
+    from baocao.rules.plans import open_at
     from flows.deployments import computed_next_runs
-    from flows.plans import open_at
-    from flows.reporting_calendar import Period
 
     cfg = load_config(env={})
     now = pendulum.datetime(2026, 12, 4, 9, 0, tz=TZ)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import PROJECT_DIR
+from baocao.rules.config import PROJECT_DIR
 from flows.quiet import TELEMETRY, quiet_prefect
-from tests.conftest import app_env
-from tests.servers import SmtpServer, free_port
+from tests.support.app import app_env
+from tests.support.servers import SmtpServer, free_port
 
 
 def test_telemetry_is_turned_off_unless_the_operator_chose():

@@ -10,10 +10,11 @@ from datetime import datetime
 import pytest
 from openpyxl import load_workbook
 
-from flows.catalog import Catalog, Indicator
-from flows.config import Config
-from flows.forms import COUNT_HEADERS, SHEET_COUNTS, SHEET_TASKS, SHEET_TEXTS
-from flows.reader import Limits, Problem, read_submission
+from baocao.intake.reader import read_submission
+from baocao.intake.results import Limits, Problem
+from baocao.opening.forms import COUNT_HEADERS, SHEET_COUNTS, SHEET_TASKS, SHEET_TEXTS
+from baocao.rules.catalog import Catalog, Indicator
+from baocao.rules.config import Config
 from tests.data.make_bad_files import (
     PERIOD,
     SECRET,

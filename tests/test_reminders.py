@@ -26,18 +26,20 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from flows import dispatch, outbox, runtime
-from flows.db import AuditEvent, OutboxMessage, Request
-from flows.forms import FormBuilder
-from flows.intake import Incoming, take_in
-from flows.mailer import message_id_for
-from flows.operations import exempt, return_submission
-from flows.plans import ReminderPolicy
-from flows.reminders import chase_cycle, plan_actions
-from flows.reporting_calendar import Period
-from flows.simulate import figures, fill_form
-from flows.store import CycleInfo, open_cycle, open_cycles, requests_of
-from flows.taskbook import import_appendix
+from baocao import runtime
+from baocao.chasing.reminders import chase_cycle, plan_actions
+from baocao.devservers.simulate import figures, fill_form
+from baocao.intake.operations import exempt, return_submission
+from baocao.intake.pipeline import Incoming, take_in
+from baocao.mail import outbox
+from baocao.mail.mime import message_id_for
+from baocao.opening import dispatch
+from baocao.opening.forms import FormBuilder
+from baocao.rules.periods import Period
+from baocao.rules.plans import ReminderPolicy
+from baocao.store.db import AuditEvent, OutboxMessage, Request
+from baocao.store.queries import CycleInfo, open_cycle, open_cycles, requests_of
+from baocao.tasks.taskbook import import_appendix
 
 TZ = "Asia/Ho_Chi_Minh"
 CHASE_KINDS = ("reminder", "overdue", "escalation")

@@ -1,10 +1,10 @@
-"""flows.renderpool's slots: a report waits for a free slot, and takes the first one free."""
+"""baocao.consolidation.renderpool's slots: a report waits for a free slot, and takes the first one free."""
 
 from __future__ import annotations
 
 import threading
 
-from flows.renderpool import RenderPool
+from baocao.consolidation.renderpool import RenderPool
 
 
 def test_reports_take_a_process_then_this_process_then_wait_for_the_first_free() -> None:
@@ -60,8 +60,8 @@ def test_many_callers_use_every_slot() -> None:
 def test_the_costliest_reports_start_first() -> None:
     """A report needs only the figures; started last, the ministry's (the largest appendix) ran alone
     on one core after every province's. The order is the subtree's size, largest first."""
-    from flows import runtime
-    from flows.consolidation import costliest_first
+    from baocao import runtime
+    from baocao.consolidation.reporting import costliest_first
 
     cfg = runtime.config()
     h = cfg.hierarchy
@@ -87,7 +87,7 @@ def test_pool_processes_start_when_prefect_put_the_flows_directory_on_sys_path()
         import multiprocessing, sys
         from concurrent.futures import ProcessPoolExecutor
         sys.path.insert(0, sys.argv[1])
-        from flows.renderpool import _warm
+        from baocao.consolidation.renderpool import _warm
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm) as pool:
             print(pool.submit(sum, [1, 2]).result())
     """)

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from flows.channels import collect_mailbox
-from flows.config import Config
-from flows.db import OutboxMessage, ProcessedMessage
-from flows.intake import Incoming, take_in
-from flows.replies import Part, merge, over_limit
-from tests.test_intake import ON_TIME, TuKy, open_tu_ky, text_of
-from tests.test_mail_hardening import Mailbox
+from baocao.intake.channels import collect_mailbox
+from baocao.intake.pipeline import Incoming, take_in
+from baocao.intake.replies import Part, merge, over_limit
+from baocao.rules.config import Config
+from baocao.store.db import OutboxMessage, ProcessedMessage
+from tests.support.mailbox import Mailbox
+from tests.support.tuky import ON_TIME, TuKy, open_tu_ky, text_of
 
 FORGED = "gia-mao@ngoai.example"
 

@@ -1,4 +1,4 @@
-"""The consolidated report: Word (ND 30/2020), XLSX appendix, email and chart (flows/report.py, flows/charts.py)."""
+"""The consolidated report: Word (ND 30/2020), XLSX appendix, email and chart (baocao/consolidation/report.py, baocao/consolidation/charts.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,9 @@ import pytest
 from docx import Document
 from docx.oxml.ns import qn
 
-from flows.aggregate import consolidate_tree
-from flows.charts import MAX_UNITS, chart_derived, chart_png, chart_units
-from flows.formatting import parse_vi_int
-from flows.hierarchy import Hierarchy, Unit
-from flows.report import (
+from baocao.consolidation.aggregate import consolidate_tree
+from baocao.consolidation.charts import MAX_UNITS, chart_derived, chart_png, chart_units
+from baocao.consolidation.report import (
     FORMULA_TRIGGERS,
     ReportContext,
     issuer_lines_for,
@@ -37,7 +35,9 @@ from flows.report import (
     signer_title_for,
     symbol_for,
 )
-from flows.reporting_calendar import Period
+from baocao.rules.formatting import parse_vi_int
+from baocao.rules.hierarchy import Hierarchy, Unit
+from baocao.rules.periods import Period
 
 H1 = Period(2026, "H1")
 REPORT_DATE = date(2026, 6, 5)
@@ -387,7 +387,7 @@ def test_docx_converts_to_pdf_with_the_national_motto(cfg, tmp_path):
 
 
 def test_module_paths_exist():
-    from flows.report import DOCX_TEMPLATE, TEMPLATES_DIR
+    from baocao.consolidation.report import DOCX_TEMPLATE, TEMPLATES_DIR
 
     assert DOCX_TEMPLATE.exists() and (TEMPLATES_DIR / "report_sentences.j2").exists()
     assert Path(TEMPLATES_DIR / "make_report_template.py").exists()
@@ -401,7 +401,7 @@ def test_chart_bars_are_drawn_in_the_colour_of_each_unit_s_result(haiphong):
     import numpy as np
     from PIL import Image
 
-    from flows.charts import BLUE, GREEN, RED
+    from baocao.consolidation.charts import BLUE, GREEN, RED
 
     codes = chart_derived(haiphong.figures)
     shown, _ = chart_units(haiphong, codes)

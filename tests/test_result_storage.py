@@ -19,11 +19,11 @@ import httpx
 import pytest
 from prefect.filesystems import LocalFileSystem
 
-from flows.config import PROJECT_DIR, ConfigError, load_settings
+from baocao.rules.config import PROJECT_DIR, ConfigError, load_settings
 from flows.results import shared, storage
-from tests.conftest import app_env
-from tests.servers import SmtpServer, free_port
-from tests.test_production import Processes, base_env, httpx_alive, processes, wait_for
+from tests.support.app import app_env
+from tests.support.processes import Processes, base_env, httpx_alive, processes, wait_for
+from tests.support.servers import SmtpServer, free_port
 
 SETTINGS = PROJECT_DIR / "config" / "settings.toml"
 

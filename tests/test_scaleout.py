@@ -26,8 +26,8 @@ import pendulum
 import pytest
 from sqlalchemy import select
 
-from flows.config import PROJECT_DIR
-from tests.conftest import app_env, new_pg_database
+from baocao.rules.config import PROJECT_DIR
+from tests.support.app import app_env, new_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -68,9 +68,9 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 
 def _reply_to_all(db, cfg, cycle_id: int, seed: int) -> int:  # noqa: ANN001
     """Every form unit replies with a form filled from a seeded generator (same figures in both runs)."""
-    from flows.db import Blob, OutboxMessage
-    from flows.intake import Incoming, take_in
-    from flows.simulate import figures, fill_form
+    from baocao.devservers.simulate import figures, fill_form
+    from baocao.intake.pipeline import Incoming, take_in
+    from baocao.store.db import Blob, OutboxMessage
 
     with db.session() as s:
         rows = s.execute(select(OutboxMessage.unit_code, OutboxMessage.attachments)
@@ -90,7 +90,7 @@ def _reply_to_all(db, cfg, cycle_id: int, seed: int) -> int:  # noqa: ANN001
 
 
 def _national_figures(db, cfg, cycle) -> dict:  # noqa: ANN001
-    from flows.consolidation import figures_for
+    from baocao.consolidation.reporting import figures_for
 
     figs = figures_for(db, cfg, cycle, pendulum.parse("2026-06-25T17:00:00+07:00"))
     return figs[cfg.hierarchy.root_code].to_dict()
@@ -143,7 +143,7 @@ def test_provinces_run_in_parallel_on_two_workers_and_match_a_single_process_run
         worker_pids = {w.pid for w in workers}
 
         # One unit of one province cannot be reached: its province's run fails, so the parent fails.
-        from flows.config import load_config
+        from baocao.rules.config import load_config
 
         victim = load_config(config_dir, env=env).hierarchy["T46-SNV"].coordinator_emails[0]
         smtp_server.reject_rcpt(victim)
@@ -200,9 +200,9 @@ def test_provinces_run_in_parallel_on_two_workers_and_match_a_single_process_run
         assert len(rcpts) == len(set(rcpts))
 
         # The national result equals a single-process run's.
-        from flows import runtime
+        from baocao import runtime
+        from baocao.store.queries import find_cycle
         from flows.open_period import open_period
-        from flows.store import find_cycle
 
         for name, value in env.items():
             if name.startswith("BAOCAO_"):
@@ -219,8 +219,8 @@ def test_provinces_run_in_parallel_on_two_workers_and_match_a_single_process_run
         single_url = f"sqlite:///{tmp_path / 'single.db'}"
         monkeypatch.setenv("BAOCAO_DATABASE_URL", single_url)
         runtime.reset()
-        from flows.migrate import upgrade
-        from flows.store import sync_units
+        from baocao.store.migrate import upgrade
+        from baocao.store.queries import sync_units
 
         upgrade(single_url)
         cfg = runtime.config()
@@ -244,6 +244,6 @@ def test_provinces_run_in_parallel_on_two_workers_and_match_a_single_process_run
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        from flows import runtime
+        from baocao import runtime
 
         runtime.reset()

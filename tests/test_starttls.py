@@ -4,7 +4,7 @@ Real parts: pymap offering STARTTLS with a self-signed certificate made here (`c
 aiosmtpd requiring STARTTLS, both on loopback; the clients trust the certificate through
 SSL_CERT_FILE, as a production host trusts its CA. "Another host" cannot be reached from a test:
 the decision is tested as a plain function, and end to end with the host classification injected
-(:attr:`flows.mailer.SmtpSettings.local`, :attr:`flows.inbox.ImapSettings.local`), never by a
+(:attr:`baocao.mail.smtp.SmtpSettings.local`, :attr:`baocao.intake.inbox.ImapSettings.local`), never by a
 setting that calls loopback remote.
 """
 
@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from flows.cleartext import verdict
-from flows.inbox import ImapSettings, MailboxError, fetch_since
-from flows.mailer import Mail, SmtpSettings, send_all_sync
-from tests.servers import ImapServer, SmtpServer
+from baocao.intake.inbox import ImapSettings, MailboxError, fetch_since
+from baocao.mail.cleartext import verdict
+from baocao.mail.mime import Mail
+from baocao.mail.smtp import SmtpSettings, send_all_sync
+from tests.support.servers import ImapServer, SmtpServer
 
 
 def remote(_host: str) -> bool:

@@ -15,10 +15,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from flows.appendix import read_appendix
-from flows.db import Task, TaskAssignment
-from flows.forms import ROLE_LABELS, SHEET_TASKS, STATUS_LABELS
-from tests.test_consolidate import (
+from baocao.opening.forms import ROLE_LABELS, SHEET_TASKS, STATUS_LABELS
+from baocao.store.db import Task, TaskAssignment
+from baocao.tasks.appendix import read_appendix
+from tests.support.wards import (
     DEPTS,
     PERIOD,
     WARD,
@@ -45,7 +45,7 @@ def task_counts(db) -> tuple[int, int]:  # noqa: ANN001
 
 
 def import_tasks(app):  # noqa: ANN001, ANN201
-    from flows.taskbook import import_appendix
+    from baocao.tasks.taskbook import import_appendix
 
     return {t.number: t for t in import_appendix(app.db, app.cfg, app.cfg.directory / APPENDIX, "nhi-chieu", 2026)}
 
@@ -147,8 +147,8 @@ def test_a_one_off_task_reported_done_is_not_asked_again_the_next_period(app):
     assert {1, 2} <= set(task_sheet(year[busy][0]))  # not done yet: still asked
 
     # The year's report still counts task 1 as done for that unit, though it is no longer on its form.
-    from flows.consolidation import task_table
-    from flows.store import find_cycle
+    from baocao.consolidation.reporting import task_table
+    from baocao.store.queries import find_cycle
 
     cycle = find_cycle(app.db, "2026-Y", "nhi-chieu")
     assert cycle is not None

@@ -8,7 +8,7 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from flows.tokens import make_token, token_version, verify_token
+from baocao.opening.tokens import make_token, token_version, verify_token
 
 SECRET = "s3cret-for-tests"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from flows.catalog import Catalog, Relation
-from flows.config import Config, load_config
-from flows.reader import Problem, Submitted, make_problem
-from flows.tokens import make_token
-from flows.validation import has_errors, summary_vi, token_problems, validate
+from baocao.intake.results import Problem, Submitted, make_problem
+from baocao.intake.validation import has_errors, summary_vi, token_problems, validate
+from baocao.opening.tokens import make_token
+from baocao.rules.catalog import Catalog, Relation
+from baocao.rules.config import Config, load_config
 
 FILE = "BaoCao_2026-H1_X10714.xlsx"
 

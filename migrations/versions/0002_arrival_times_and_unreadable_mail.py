@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import flows.db
+import baocao.store.db
 
 revision: str = '0002'
 down_revision: str | Sequence[str] | None = '0001'
@@ -23,9 +23,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('received_files', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('collected_at', flows.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('collected_at', baocao.store.db.UTCDateTime(timezone=True), nullable=True))
     with op.batch_alter_table('processed_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('received_at', flows.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('received_at', baocao.store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('sender', sa.String(length=300), nullable=True))
         batch_op.add_column(sa.Column('problem', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('raw', sa.LargeBinary(), nullable=True))

@@ -35,9 +35,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from flows.mailer import message_id_for
+from baocao.mail.mime import message_id_for
 from tests.crash.tree import PERIOD, PLAN, ROOT, make_config
-from tests.servers import ImapServer, SmtpServer
+from tests.support.servers import ImapServer, SmtpServer
 
 PROJECT = Path(__file__).resolve().parents[2]
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -49,7 +49,7 @@ STEPS: tuple[tuple[str, str], ...] = (
 
 
 # BAOCAO_SOAK=1 (`make soak`) asks for the larger budget. It is a switch of the test suite, not a
-# setting, but flows.config reads every BAOCAO_* variable as a setting and refuses unknown ones
+# setting, but baocao.rules.config reads every BAOCAO_* variable as a setting and refuses unknown ones
 # ("soak: Extra inputs are not permitted"), so it is taken out of the environment once read.
 _SOAK = os.environ.pop("BAOCAO_SOAK", "")
 
@@ -277,10 +277,10 @@ class Cycle:
             "BAOCAO_VAR_DIR": str(workdir),
             "BAOCAO_TOKEN_SECRET": "test-token-secret-0123456789",
         }
-        from flows.config import load_config
-        from flows.db import Database
-        from flows.migrate import upgrade
-        from flows.store import sync_units
+        from baocao.rules.config import load_config
+        from baocao.store.db import Database
+        from baocao.store.migrate import upgrade
+        from baocao.store.queries import sync_units
 
         self.cfg = load_config(self.config_dir, env=self.env)
         upgrade(self.db_url)
@@ -302,8 +302,8 @@ class Cycle:
     def timeline(self) -> dict[str, datetime]:
         import pendulum
 
-        from flows.plans import open_at, unit_deadlines
-        from flows.reporting_calendar import Period
+        from baocao.rules.periods import Period
+        from baocao.rules.plans import open_at, unit_deadlines
 
         cal = self.cfg.calendar
         plan = self.cfg.plan(PLAN)
@@ -334,7 +334,7 @@ class Cycle:
     @contextlib.contextmanager
     def environment(self) -> Iterator[None]:
         """This cycle's BAOCAO_* environment in this process (for the in-process reference run)."""
-        from flows import runtime
+        from baocao import runtime
 
         saved = {k: v for k, v in os.environ.items() if k.startswith("BAOCAO_")}
         for k in saved:
@@ -409,7 +409,7 @@ class Cycle:
 
     def _record_window(self, since: int) -> None:
         """Messages the server accepted from the killed run whose outbox row is not marked sent."""
-        from flows.db import OutboxMessage
+        from baocao.store.db import OutboxMessage
 
         on_server = {m.message_id for m in self.smtp.messages[since:]}
         with self.db.session() as s:
@@ -432,7 +432,7 @@ class Cycle:
         return out
 
     def wave(self, n: int) -> None:
-        from flows.simulate import figures, fill_form
+        from baocao.devservers.simulate import figures, fill_form
 
         forms = self.forms()
         folder = Path(self.env["BAOCAO_DROP_FOLDER"])
@@ -466,9 +466,9 @@ class Cycle:
     # ---- what the run ended with
     def outcome(self) -> dict[str, Any]:
         """Everything two runs with the same seed must agree on."""
-        from flows.consolidation import figures_for
-        from flows.db import OutboxMessage, Report, Request, Submission
-        from flows.store import find_cycle
+        from baocao.consolidation.reporting import figures_for
+        from baocao.store.db import OutboxMessage, Report, Request, Submission
+        from baocao.store.queries import find_cycle
 
         info = find_cycle(self.db, PERIOD, PLAN, ROOT)
         assert info is not None
@@ -498,7 +498,7 @@ class Cycle:
 
     def check(self, reference: dict[str, Any]) -> Verdict:
         """The crash run against the reference run of the same seed; see the module docstring."""
-        from flows.db import OutboxMessage, ProcessedMessage, ReceivedFile, Submission
+        from baocao.store.db import OutboxMessage, ProcessedMessage, ReceivedFile, Submission
 
         mine = self.outcome()
         problems: list[str] = []

@@ -26,13 +26,18 @@ STAGES = ("open", "chase", "collect", "collect-folder-first", "consolidate")
 
 def run_library(stage: str, as_of: datetime) -> dict[str, Any]:
     """One stage through the library: the steps of the flow's tasks, without Prefect."""
-    from flows import dispatch, outbox, runtime
-    from flows.channels import collect_folder, collect_mailbox
-    from flows.consolidation import due_units, figures_for, make_report
-    from flows.forms import FormBuilder
-    from flows.reminders import chase_cycle
-    from flows.reporting_calendar import Period
-    from flows.store import find_cycle, open_cycle, open_cycles
+    from baocao import runtime
+    from baocao.chasing.reminders import chase_cycle
+    from baocao.chasing.steps import send_notices
+    from baocao.consolidation.reporting import make_report
+    from baocao.consolidation.steps import reports_due, send_reports
+    from baocao.intake.channels import collect_folder, collect_mailbox
+    from baocao.intake.steps import send_replies
+    from baocao.opening import dispatch
+    from baocao.opening.forms import FormBuilder
+    from baocao.opening.steps import send_requests
+    from baocao.rules.periods import Period
+    from baocao.store.queries import find_cycle, open_cycle, open_cycles
 
     cfg = runtime.config()
     db = runtime.database(cfg)
@@ -43,13 +48,11 @@ def run_library(stage: str, as_of: datetime) -> dict[str, Any]:
         builder = FormBuilder(cfg.catalog)
         for units in dispatch.cascade_batches(cfg, info.root):
             failed.update(dispatch.prepare_requests(db, cfg, info, units, builder).failed)
-        depth = {u: cfg.hierarchy.depth(u) for u in cfg.hierarchy.subtree_codes(info.root)}
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["request"], order_by_depth=depth)
-        dispatch.mark_sent(db, info, delivery.sent)
+        delivery = send_requests(db, cfg, info)
     elif stage == "chase":
         for info in open_cycles(db):
             chase_cycle(db, cfg, info, as_of)
-        delivery = outbox.deliver(db, cfg.settings, kinds=["reminder", "overdue", "escalation"])
+        delivery = send_notices(db, cfg)
     elif stage in ("collect", "collect-folder-first"):
         if stage == "collect":
             mailbox = collect_mailbox(db, cfg, as_of=as_of)
@@ -59,16 +62,15 @@ def run_library(stage: str, as_of: datetime) -> dict[str, Any]:
             mailbox = collect_mailbox(db, cfg, as_of=as_of)
         out["errors"] = mailbox.errors + folder.errors
         out["statuses"] = sorted(u.status for r in (mailbox, folder) for _, o in r.outcomes for u in o.units)
-        delivery = outbox.deliver(db, cfg.settings, kinds=["receipt", "problems", "returned"])
+        delivery = send_replies(db, cfg)
     elif stage == "consolidate":
         info = find_cycle(db, PERIOD, PLAN, ROOT)
         assert info is not None
-        units = due_units(db, cfg, info, as_of)
-        figures = figures_for(db, cfg, info, as_of) if units else {}
+        units, figures = reports_due(db, cfg, info, as_of)
         for unit in units:  # children before parents
             make_report(db, cfg, info, unit, figures, as_of)
         out["reports"] = units
-        delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["report"])
+        delivery = send_reports(db, cfg, info)  # a level at a time, deepest first, as the flow sends
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     failed.update(delivery.units_failed)
@@ -116,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         import flows.consolidate  # noqa: F401
         import flows.open_period  # noqa: F401
     else:
-        import flows.channels  # noqa: F401
-        import flows.consolidation  # noqa: F401
-        import flows.dispatch  # noqa: F401
-        import flows.reminders  # noqa: F401
+        import baocao.chasing.steps  # noqa: F401
+        import baocao.consolidation.steps  # noqa: F401
+        import baocao.intake.channels  # noqa: F401
+        import baocao.intake.steps  # noqa: F401
+        import baocao.opening.steps  # noqa: F401
     print("ready", flush=True)
     try:
         result = (run_flow if args.flow else run_library)(args.stage, args.as_of)

@@ -50,7 +50,11 @@ def main() -> int:
     import docxtpl  # noqa: F401 - the report's Word template engine, imported on first use otherwise
 
     import tests.crash.stage  # noqa: F401
-    from flows import channels, charts, consolidation, dispatch, reminders  # noqa: F401
+    from baocao.chasing import reminders  # noqa: F401
+    from baocao.consolidation import charts  # noqa: F401
+    from baocao.consolidation import reporting as consolidation  # noqa: F401
+    from baocao.intake import channels  # noqa: F401
+    from baocao.opening import dispatch  # noqa: F401
 
     if with_flows:
         from flows import chase, collect, consolidate, open_period  # noqa: F401

@@ -26,8 +26,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from flows.config import load_config
-from flows.forms import (
+from baocao.opening.forms import (
     COUNT_HEADERS,
     INFO_LABELS,
     SHEET_COUNTS,
@@ -36,8 +35,9 @@ from flows.forms import (
     FormSpec,
     FormTask,
 )
-from flows.reporting_calendar import Period
-from flows.tokens import make_token
+from baocao.opening.tokens import make_token
+from baocao.rules.config import load_config
+from baocao.rules.periods import Period
 
 SECRET = "corpus-secret"
 UNIT = "X10714"

@@ -1,0 +1,2 @@
+"""Chasing late units: reminders, overdue notices and escalations.
+"""

@@ -1,0 +1,177 @@
+"""Chasing late units: which reminder, overdue notice or escalation is owed today, and to whom.
+
+Stages are counted in working days from each unit's own deadline (not from the period end):
+`before-N` (N working days before, to the coordinator), `overdue-N` (N after, to the coordinator
+and the head) and `escalate-N` (N after, to the parent's coordinator and head, one message per
+parent listing all its overdue children). On a given day only the most advanced stage of each
+kind that has come is sent: a flow that did not run for a week does not send three reminders
+at once. Each stage goes once per unit and period (outbox keys); units that are accepted or
+exempt are never chased, rejected or returned ones are chased with the reason repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from baocao.mail import outbox
+from baocao.mail.kinds import NOTICES, Kind
+from baocao.mail.templating import render_mail
+from baocao.rules.config import Config
+from baocao.rules.periods import Period
+from baocao.rules.plans import Plan
+from baocao.store.db import (
+    AuditEvent,
+    Database,
+    OutboxMessage,
+    Request,
+    Submission,
+    Task,
+    TaskAssignment,
+    TaskReport,
+)
+from baocao.store.queries import CycleInfo, audit
+from baocao.store.states import DONE, TO_REDO
+
+
+@dataclass
+class Action:
+    """One message the chase owes today."""
+
+    stage: str  # before-3 | overdue-1 | escalate-3
+    kind: str  # reminder | overdue | escalation
+    unit: str  # the unit chased, or the parent for an escalation
+    recipients: list[str]
+    cc: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)  # escalation: the overdue children
+    reason: str = ""  # why the unit's last file was not kept (rejected or returned), told to the unit
+    key: str = ""
+    why: str = ""  # for the operator (`baocao chase --dry-run`): the rule that owes this message today
+
+
+def _latest_stage(cal, today: date, deadline: date, offsets: Sequence[int], sign: int) -> int | None:
+    """The largest-progress offset whose day has come: for reminders the smallest N before, else the largest N after."""
+    due = [n for n in offsets if today >= cal.add_working_days(deadline, sign * n)]
+    if sign < 0:
+        due = [n for n in due if today <= deadline]
+        return min(due) if due else None
+    return max(due) if due else None
+
+
+def _why(rule: str, reason: str) -> str:
+    return f"{rule}; last file not kept: {reason}" if reason else rule
+
+
+def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[Request], today: date,
+                 sent_keys: set[str], escalated: set[tuple[str, str]]) -> list[Action]:
+    """Pure: the actions owed on `today`, given what was already sent."""
+    h = cfg.hierarchy
+    cal = cfg.calendar
+    actions: list[Action] = []
+    overdue_children: dict[tuple[str, str], list[Request]] = {}
+    for req in requests:
+        if req.role != "form" or req.state in DONE:
+            continue
+        unit = h[req.unit_code]
+        reason = req.state_reason if req.state in TO_REDO else ""
+        n = _latest_stage(cal, today, req.deadline, plan.reminders.before, -1)
+        if n is not None and today <= req.deadline:
+            stage = f"before-{n}"
+            actions.append(Action(stage, Kind.REMINDER, unit.code, list(unit.coordinator_emails), reason=reason,
+                                  why=_why(f"{cal.working_days_between(today, req.deadline)} working day(s) before "
+                                           f"the deadline {req.deadline:%d/%m/%Y}", reason)))
+        n = _latest_stage(cal, today, req.deadline, plan.reminders.overdue, +1)
+        if n is not None:
+            stage = f"overdue-{n}"
+            if reason and req.state_at is not None:
+                # Returned or rejected after the deadline: the unit is chased again as not received, once
+                # per day of return, from the next day on (the day itself it got the return notice).
+                returned_on = cal.local_date(req.state_at)
+                if req.deadline < returned_on < today:
+                    stage += f"/r{returned_on:%Y%m%d}"
+            actions.append(Action(stage, Kind.OVERDUE, unit.code, list(unit.coordinator_emails),
+                                  cc=list(unit.head_emails), reason=reason,
+                                  why=_why(f"{cal.working_days_between(req.deadline, today)} working day(s) past "
+                                           f"the deadline {req.deadline:%d/%m/%Y}", reason)))
+        n = _latest_stage(cal, today, req.deadline, plan.reminders.escalate, +1)
+        if n is not None and req.parent_code:
+            overdue_children.setdefault((req.parent_code, f"escalate-{n}"), []).append(req)
+    for (parent_code, stage), children in sorted(overdue_children.items()):
+        # A child reaching the stage today triggers the message; it lists every child at that stage
+        # still not in, including those named in an earlier escalation (deadlines can differ).
+        if all((r.unit_code, stage) in escalated for r in children):
+            continue
+        parent = h[parent_code]
+        codes = sorted(r.unit_code for r in children)
+        actions.append(Action(stage, Kind.ESCALATION, parent_code, list(parent.coordinator_emails),
+                              cc=list(parent.head_emails), units=codes,
+                              why=f"children still not in: {', '.join(codes)}"))
+    for a in actions:
+        suffix = a.stage if a.kind != Kind.ESCALATION else f"{a.stage}/{today:%Y%m%d}"
+        a.key = outbox.message_key(cycle.period, cycle.plan, a.unit, a.kind, suffix)
+    return [a for a in actions if a.key not in sent_keys]
+
+
+def overdue_tasks(db: Database, units: Sequence[str], today: date) -> dict[str, list[Task]]:
+    """Tasks assigned to each unit whose deadline has passed and which its latest report does not mark done."""
+    out: dict[str, list[Task]] = {}
+    with db.session() as s:
+        rows = s.execute(select(TaskAssignment.unit_code, Task).join(Task, Task.id == TaskAssignment.task_id)
+                         .where(TaskAssignment.unit_code.in_(list(units)),
+                                Task.due_date.is_not(None), Task.due_date < today))
+        pairs = list(rows)
+        if not pairs:
+            return out
+        done = set(s.execute(
+            select(Submission.unit_code, TaskReport.task_id).join(Submission, Submission.id == TaskReport.submission_id)
+            .where(Submission.status == "accepted", TaskReport.status == "done",
+                   Submission.unit_code.in_(list(units)))).tuples())
+        for unit, task in pairs:
+            if (unit, task.id) not in done:
+                out.setdefault(unit, []).append(task)
+    return out
+
+
+def chase_cycle(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, dry_run: bool = False) -> list[Action]:
+    """Work out today's actions for one cycle and (unless dry-run) write their messages to the outbox."""
+    plan = cfg.plan(cycle.plan)
+    period = Period.parse(cycle.period)
+    today = cfg.calendar.local_date(as_of)
+    with db.session() as s:
+        requests = list(s.scalars(select(Request).where(Request.cycle_id == cycle.id)))
+        sent = set(s.scalars(select(OutboxMessage.key).where(OutboxMessage.cycle_id == cycle.id,
+                                                             OutboxMessage.kind.in_(NOTICES))))
+        escalated = {(e.unit_code, e.detail.get("stage")) for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "escalated", AuditEvent.period == cycle.period))
+            if e.detail.get("cycle") == cycle.id}
+    actions = plan_actions(cfg, plan, cycle, requests, today, sent, escalated)
+    if dry_run or not actions:
+        return actions
+    by_unit = {r.unit_code: r for r in requests}
+    tasks = overdue_tasks(db, [a.unit for a in actions if a.kind != Kind.ESCALATION], today)
+    h = cfg.hierarchy
+    for a in actions:
+        unit = h[a.unit]
+        parent = h.parent(a.unit)
+        req = by_unit.get(a.unit)
+        context = dict(
+            unit=unit, period=period, plan_name=plan.name, today=today, action=a, reply_to=cfg.settings.reply_to,
+            contact_name=parent.name if parent else unit.name,
+            contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else cfg.settings.reply_to),
+            deadline=req.deadline if req else None,
+            days=(cfg.calendar.working_days_between(req.deadline, today) if req else 0),
+            tasks=tasks.get(a.unit, []),
+            children=[{"unit": h[c], "deadline": by_unit[c].deadline, "state": by_unit[c].state,
+                       "days": cfg.calendar.working_days_between(by_unit[c].deadline, today)} for c in a.units],
+        )
+        subject, text, html = render_mail(a.kind, **context)
+        with db.session() as s:
+            outbox.enqueue(s, key=a.key, kind=a.kind, stage=a.stage, unit=a.unit, period=cycle.period,
+                           cycle_id=cycle.id, to=a.recipients, cc=a.cc, subject=subject, text=text, html=html)
+            for child in a.units:
+                audit(s, "chase", "escalated", unit=child, period=cycle.period, stage=a.stage, cycle=cycle.id,
+                      key=a.key)
+    return actions

@@ -1,0 +1,298 @@
+"""Consolidating a cycle: from the database to figures, reports and the messages that carry them up.
+
+The figures are computed by :mod:`baocao.consolidation.aggregate` (pure pandas) over the accepted submissions;
+this module loads those frames, decides which consolidators are due, renders their reports with
+:mod:`baocao.consolidation.report` and writes them to the outbox, addressed as the plan says. A unit is due when
+its consolidation time has come (the plan's working days after its children's latest deadline)
+or when all its children are in, whichever is first; a correction (`--resend`) is a new version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from baocao.consolidation.aggregate import Figures, consolidate_tree
+from baocao.consolidation.report import (
+    ReportContext,
+    issuer_lines_for,
+    place_for,
+    render_docx,
+    render_email,
+    render_xlsx,
+)
+from baocao.mail import outbox
+from baocao.mail.kinds import Kind
+from baocao.rules.config import Config
+from baocao.rules.periods import Period
+from baocao.store.db import (
+    Blob,
+    Database,
+    Report,
+    Request,
+    Submission,
+    Task,
+    TaskAssignment,
+    TaskReport,
+    Value,
+    utcnow,
+)
+from baocao.store.queries import CycleInfo, tasks_done_elsewhere
+from baocao.store.states import ANSWERED, DONE, standing
+
+if TYPE_CHECKING:
+    from baocao.consolidation.renderpool import RenderPool
+
+log = logging.getLogger("baocao.consolidate")
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def frames(db: Database, cycle: CycleInfo, today: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(values, texts, requests) of the cycle as the aggregation expects them.
+
+    The aggregation's request states: `accepted` (with `on_time`), `late` for a unit whose
+    deadline has passed with nothing accepted, `exempt`, and the others as they are.
+    """
+    with db.reading() as s:
+        reqs = s.execute(select(Request.unit_code, Request.parent_code, Request.role, Request.state, Request.on_time,
+                                Request.deadline, Request.accepted_submission_id)
+                         .where(Request.cycle_id == cycle.id)).all()
+        sub_ids = [r.accepted_submission_id for r in reqs if r.accepted_submission_id and r.state in ANSWERED]
+        vals = s.execute(select(Submission.unit_code, Value.indicator, Value.number, Value.previous_year, Value.text)
+                         .join(Submission, Submission.id == Value.submission_id)
+                         .where(Value.submission_id.in_(sub_ids))).all() if sub_ids else []
+    req_rows = []
+    for r in reqs:
+        req_rows.append({"unit_code": r.unit_code, "parent_code": r.parent_code, "role": r.role,
+                         "state": standing(r.state, r.deadline, today),
+                         "on_time": r.on_time if r.state in ANSWERED else None, "deadline": r.deadline})
+    values = pd.DataFrame([{"unit_code": v.unit_code, "indicator": v.indicator, "value": v.number,
+                            "previous_year": v.previous_year} for v in vals if v.text is None],
+                          columns=["unit_code", "indicator", "value", "previous_year"])
+    texts = pd.DataFrame([{"unit_code": v.unit_code, "indicator": v.indicator, "text": v.text}
+                          for v in vals if v.text is not None], columns=["unit_code", "indicator", "text"])
+    return values.astype({"value": "float64", "previous_year": "float64"}), texts, pd.DataFrame(req_rows)
+
+
+def figures_for(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime) -> dict[str, Figures]:
+    values, texts, requests = frames(db, cycle, cfg.calendar.local_date(as_of))
+    figs = consolidate_tree(cycle.root, cfg.hierarchy, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
+    for f in figs.values():
+        f.period = cycle.period
+    return figs
+
+
+def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: date) -> list[dict[str, Any]] | None:
+    """Per task assigned below `unit`: how many assigned units report done, in progress, not started, overdue.
+
+    None when no task is assigned in the subtree (the report then has no task table).
+    """
+    below = set(cfg.hierarchy.subtree_codes(unit))
+    with db.reading() as s:
+        assigned = [a for a in s.execute(select(TaskAssignment.task_id, TaskAssignment.unit_code)).all()
+                    if a.unit_code in below]
+        if not assigned:
+            return None
+        tasks = list(s.scalars(select(Task).where(Task.id.in_({a.task_id for a in assigned}))
+                               .order_by(Task.plan, Task.number)))
+        latest = s.execute(
+            select(Submission.unit_code, TaskReport.task_id, TaskReport.status)
+            .join(Submission, Submission.id == TaskReport.submission_id)
+            .join(Request, Request.accepted_submission_id == Submission.id)
+            .where(Request.cycle_id == cycle.id)).all()
+        form_units = set(s.scalars(select(Request.unit_code).where(Request.cycle_id == cycle.id,
+                                                                   Request.role == "form")))
+        done_before = tasks_done_elsewhere(s, below, cycle.period)
+    status = {(r.unit_code, r.task_id): r.status for r in latest}
+    rows = []
+    for t in tasks:
+        units = [a.unit_code for a in assigned if a.task_id == t.id and a.unit_code in below]
+        if not units:
+            continue
+        counts = {"done": 0, "in_progress": 0, "not_started": 0, "no_report": 0}
+        overdue_units = []
+        for u in units:
+            st = status.get((u, t.id))
+            if st is None and (u, t.id) in done_before:
+                st = "done"  # done in an earlier period: no longer on the unit's form
+            if u not in form_units and st is None:
+                st = _status_through_units_below(cfg, u, t.id, units, form_units, status)
+            counts[st or "no_report"] += 1
+            if t.due_date and t.due_date < today and st != "done":
+                overdue_units.append(cfg.hierarchy[u].name)
+        rows.append({"number": t.number, "content": t.content, "deadline": t.deadline_text,
+                     "assigned": len(units), "done": counts["done"], "in_progress": counts["in_progress"],
+                     "not_started": counts["not_started"] + counts["no_report"], "overdue": len(overdue_units),
+                     "overdue_units": overdue_units})
+    return rows
+
+
+def _status_through_units_below(cfg: Config, unit: str, task_id: int, assigned: list[str], form_units: set[str],
+                                status: dict[tuple[str, int], str]) -> str | None:
+    """The status of a task given to a unit that fills no form (a consolidator such as "UBND phường").
+
+    Such a unit reports through the units under it: the task is done when every unit below that holds the
+    same task and fills a form reports it done, in progress when any of them has started it, not started
+    when all report not started. None (no report) when no unit below holds it, rather than a guess.
+    """
+    below = set(cfg.hierarchy.subtree_codes(unit)) - {unit}
+    reported = [status.get((u, task_id)) for u in assigned if u in below and u in form_units]
+    known = [st for st in reported if st is not None]
+    if not known:
+        return None
+    if len(known) == len(reported) and all(st == "done" for st in known):
+        return "done"
+    if any(st in ("done", "in_progress") for st in known):
+        return "in_progress"
+    return "not_started"
+
+
+def due_units(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, resend: str | None = None) -> list[str]:
+    """Consolidators whose report is due now and not yet made, children before parents."""
+    plan = cfg.plan(cycle.plan)
+    today = cfg.calendar.local_date(as_of)
+    with db.reading() as s:
+        reqs = {r.unit_code: r for r in s.scalars(select(Request).where(Request.cycle_id == cycle.id))}
+        reported = set(s.scalars(select(Report.unit_code).where(Report.cycle_id == cycle.id)))
+    out = []
+    done_now: set[str] = set()
+    for unit in cfg.hierarchy.walk_bottom_up(cycle.root):
+        req = reqs.get(unit.code)
+        if req is None or req.role != "consolidate":
+            continue
+        if resend is not None:
+            if unit.code == resend:
+                out.append(unit.code)
+            continue
+        if unit.code in reported:
+            continue
+        children = [reqs[c.code] for c in cfg.hierarchy.children(unit.code) if c.code in reqs]
+        all_in = all((c.state in DONE) if c.role == "form" else (c.unit_code in reported or c.unit_code in done_now)
+                     for c in children)
+        latest = max(c.deadline for c in children) if children else req.deadline
+        time_come = today >= cfg.calendar.add_working_days(latest, plan.consolidate_days_after)
+        if all_in or time_come:
+            out.append(unit.code)
+            done_now.add(unit.code)
+    return out
+
+
+def costliest_first(cfg: Config, units: Iterable[str]) -> list[str]:
+    """`units` in the order to render their reports when many render at once: the largest subtree
+    first (a report's appendix grows with the units below it), ties in the given order. Started
+    last, the ministry's report ran alone on one core after every province's."""
+    units = list(units)
+    size = {u: len(cfg.hierarchy.subtree_codes(u)) for u in units}
+    return sorted(units, key=lambda u: -size[u])
+
+
+def recipients(cfg: Config, plan_code: str, unit: str) -> tuple[list[str], list[str]]:
+    """(to, cc) of a unit's report: as the plan says, plus the unit's own coordinator in copy."""
+    plan = cfg.plan(plan_code)
+    h = cfg.hierarchy
+    parent = h.parent(unit)
+    to: list[str] = []
+    for r in plan.recipients:
+        role, _, target = r.partition(":")
+        if role == "parent" and parent is not None:
+            to += list(parent.coordinator_emails if target == "coordinator" else parent.head_emails)
+        elif role == "unit":
+            to += list(h[target].coordinator_emails)
+        elif role == "self":
+            to += list(h[unit].coordinator_emails if target == "coordinator" else h[unit].head_emails)
+    to += list(plan.extra_recipients.get(unit, ()))
+    cc = [a for a in h[unit].coordinator_emails if a not in to]
+    return list(dict.fromkeys(to)), cc
+
+
+@dataclass
+class Rendered:
+    docx: bytes
+    xlsx: bytes
+    text: str
+    html: str
+    chart: bytes
+    context: ReportContext | None = None  # None when rendered in another process (baocao.consolidation.renderpool)
+
+
+def receiver_lines(cfg: Config, unit: str) -> tuple[str, ...]:
+    """The "Nơi nhận:" lines before "- Lưu: VT", which the template adds."""
+    parent = cfg.hierarchy.parent(unit)
+    lines = []
+    if parent is not None:
+        lines.append(f"- {parent.name} (để báo cáo);")
+    lines.append("- Các đơn vị trực thuộc;")
+    return tuple(lines)
+
+
+def render(cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date, *,
+           tasks: list[dict[str, Any]] | None, correction_of: int | None) -> Rendered:
+    h = cfg.hierarchy
+    fig = figures[unit]
+    ctx = ReportContext(
+        figures=fig, child_figures={c: figures[c] for c in fig.children if c in figures}, hierarchy=h,
+        catalog=cfg.catalog, period=Period.parse(cycle.period), plan_name=cfg.plan(cycle.plan).name,
+        report_date=report_date, place=place_for(h[unit], h), issuer_lines=issuer_lines_for(h[unit], h),
+        recipients=receiver_lines(cfg, unit), correction_of=correction_of, tasks=tasks,
+    )
+    text, html, chart = render_email(ctx)
+    return Rendered(render_docx(ctx), render_xlsx(ctx), text, html, chart, ctx)
+
+
+def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures],
+                as_of: datetime, *, correction: bool = False, pool: RenderPool | None = None) -> int:
+    """Render the unit's report, keep it (a new version if one exists) and write its message to the outbox.
+
+    `pool` renders it in another process (many reports at once on every core); the rest is the same.
+    """
+    today = cfg.calendar.local_date(as_of)
+    with db.reading() as s:
+        previous = s.scalar(select(func.max(Report.version)).where(Report.cycle_id == cycle.id, Report.unit_code == unit))
+    version = (previous or 0) + 1
+    tasks = task_table(db, cfg, cycle, unit, today)
+    correction_of = previous if (correction and previous) else None
+    rendered: Rendered | None = None
+    if pool is not None:
+        try:
+            rendered = Rendered(*pool.render(cycle, unit, figures, today, tasks=tasks, correction_of=correction_of))
+        except Exception as exc:  # noqa: BLE001 - a broken process: render here, as without a pool
+            log.warning("report of %s: render process failed (%s); rendering it here", unit, exc)
+    if rendered is None:
+        rendered = render(cfg, cycle, unit, figures, today, tasks=tasks, correction_of=correction_of)
+    to, cc = recipients(cfg, cycle.plan, unit)
+    name = cfg.hierarchy[unit].name
+    period = Period.parse(cycle.period)
+    subject = (f"[{cycle.period}] {'ĐÍNH CHÍNH — ' if correction and previous else ''}Báo cáo kết quả thực hiện "
+               f"Kết luận 226-KL/TW {period.label_vi} — {name}")
+    base = f"BaoCao_{cycle.period}_{unit}_v{version}"
+    kept = figures[unit].to_dict()  # before the write lock: other reports' threads wait for it
+    with db.session() as s:
+        docx_id = outbox.store_blob(s, rendered.docx)
+        xlsx_id = outbox.store_blob(s, rendered.xlsx)
+        report = Report(cycle_id=cycle.id, unit_code=unit, version=version, correction=bool(correction and previous),
+                        figures=kept, docx_blob_id=docx_id, xlsx_blob_id=xlsx_id, created_at=utcnow())
+        s.add(report)
+        s.flush()
+        outbox.enqueue(
+            s, key=outbox.message_key(cycle.period, cycle.plan, unit, Kind.REPORT, f"v{version}"), kind=Kind.REPORT,
+            stage=f"v{version}", unit=unit, period=cycle.period, cycle_id=cycle.id, to=to, cc=cc, subject=subject,
+            text=rendered.text, html=rendered.html,
+            attachments=[outbox.FileAttachment(f"{base}.docx", rendered.docx, DOCX_MIME),
+                         outbox.FileAttachment(f"{base}_PhuLuc.xlsx", rendered.xlsx, XLSX_MIME),
+                         outbox.FileAttachment("bieu-do.png", rendered.chart, "image/png", cid="chart")],
+        )
+        return report.id
+
+
+def report_files(db: Database, report_id: int) -> tuple[bytes, bytes]:
+    with db.reading() as s:
+        r = s.get(Report, report_id)
+        assert r is not None
+        return s.get(Blob, r.docx_blob_id).content, s.get(Blob, r.xlsx_blob_id).content  # type: ignore[union-attr]

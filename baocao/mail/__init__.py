@@ -1,0 +1,2 @@
+"""Outgoing mail: the outbox, MIME serialisation, SMTP delivery and the message templates.
+"""

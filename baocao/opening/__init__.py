@@ -1,0 +1,2 @@
+"""Opening a period: the forms, their tokens, and dispatching them to every unit of the plan.
+"""

@@ -1,0 +1,2 @@
+"""The database: schema, queries, status views and migrations glue.
+"""

@@ -1,0 +1,2 @@
+"""The government's task appendix: importing it, deadline phrases, the task book.
+"""
