@@ -85,26 +85,9 @@ def _as_of(value: str | None) -> datetime | None:
 @app.command()
 def init() -> None:
     """Create or upgrade the database and load the configured hierarchy into it."""
-    from baocao.store.db import Database
-    from baocao.store.migrate import upgrade
-    from baocao.store.queries import sync_units
+    from flows.up import init_database
 
-    cfg = _config()
-    cfg.settings.resolve(cfg.settings.var_dir).mkdir(parents=True, exist_ok=True)
-    url = cfg.settings.database_url_resolved
-    upgrade(url)
-    db = Database(url)
-    try:
-        n = sync_units(db, cfg.hierarchy)
-    finally:
-        db.dispose()
-    console.print(f"database ready at {_redact_url(url)}; {n} units loaded")
-
-
-def _redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    init_database(_config(), console)
 
 
 @config_app.command("check")
