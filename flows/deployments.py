@@ -117,9 +117,30 @@ def serve(cfg: Config, now: datetime | None = None, *,
     if on_started is not None:
         threading.Thread(target=on_started, args=(spec_list,), name="baocao-started", daemon=True).start()
     try:
-        asyncio.run(runner.start())
+        asyncio.run(_quietly_cancelled(runner.start()))
     except (KeyboardInterrupt, TerminationSignal, SystemExit):
         log.info("serve stopped")
+
+
+async def _quietly_cancelled(main: Any) -> Any:
+    """Run `main` in a loop that does not print a traceback for a connection cancelled at shutdown.
+
+    A flow run's process stays connected to the runner's control channel while it ends. When SIGTERM
+    comes in that moment, the loop's teardown cancels the connection's handler, and Python 3.11's
+    `StreamReaderProtocol` callback then calls `task.exception()` on a cancelled task: the operator saw
+    "Exception in callback ... CancelledError" with a long traceback on a clean stop (fixed in CPython
+    3.12, which checks `task.cancelled()` first). Any other error still goes to the default handler.
+    """
+    asyncio.get_running_loop().set_exception_handler(ignore_cancelled_callbacks)
+    return await main
+
+
+def ignore_cancelled_callbacks(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: a CancelledError from a callback is a stop, not an error."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("cancelled at shutdown: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 async def deploy_one(flow: str, name: str, work_pool: str, *, schedules: list[Any] | None = None,

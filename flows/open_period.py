@@ -24,7 +24,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from baocao import runtime
-from baocao.intake.readpool import cores
+from baocao.machine import cores
 from baocao.opening import dispatch
 from baocao.opening import steps as opening
 from baocao.opening.forms import FormBuilder

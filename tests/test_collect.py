@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from baocao import runtime
 from baocao.intake.channels import collect_folder, collect_mailbox
 from baocao.mail import outbox
-from baocao.store.db import Database, ProcessedMessage, ReceivedFile
+from baocao.store.db import Database, OutboxMessage, ProcessedMessage, ReceivedFile
 from baocao.store.migrate import upgrade
 from baocao.store.queries import sync_units
 from tests.support.app import App, app_env
@@ -242,7 +242,9 @@ def test_two_collectors_reading_the_mailbox_at_once_take_each_file_in_once(app_a
     outbox.deliver(cycle.app.db, cycle.cfg.settings, kinds=["receipt", "problems"])  # as the flow's last task
 
     assert collect_mailbox(cycle.app.db, cycle.cfg, as_of=ON_TIME).messages == 0
-    assert cycle.counts() == {"files": 5, "submissions": 5, "receipts": 5, "problems": 0}
+    with cycle.app.db.session() as s:
+        problems = [m.body_text[:1500] for m in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "problems"))]
+    assert cycle.counts() == {"files": 5, "submissions": 5, "receipts": 5, "problems": 0}, problems
     for unit in DEPARTMENTS:
         assert cycle.unit_status(unit)["state"] == "accepted", unit
     for unit in DEPARTMENTS[1:]:

@@ -1,6 +1,6 @@
 """Concurrency: two collectors at once on PostgreSQL, and the single-process SQLite default under load.
 
-Two collector processes (forked from :mod:`tests.crash.zygote`, each with its own engine and
+Two collector processes (forked from :mod:`tests.support.crash.zygote`, each with its own engine and
 connections) run the collect stage at the same moment against the same IMAP mailbox, the same
 drop folder and the same PostgreSQL database: `channels.collect_mailbox`, `channels.collect_folder`
 and the sending of the replies, as two overlapping runs of the scheduled `collect` flow would. The
@@ -30,8 +30,8 @@ from sqlalchemy import func, select
 
 from baocao.mail.mime import message_id_for
 from baocao.store.db import OutboxMessage, ProcessedMessage, ReceivedFile, Request, Submission
-from tests.crash.harness import Cycle, Zygote, report_line, soak
-from tests.crash.tree import PERIOD
+from tests.support.crash.harness import Cycle, Zygote, report_line, soak
+from tests.support.crash.tree import PERIOD
 
 pytestmark = [pytest.mark.slow] + ([pytest.mark.soak] if soak() else [])  # see tests/test_crash.py
 

@@ -2,7 +2,7 @@
 
 Each seed drives the H1 2026 cycle of the crash tree (Tứ Kỳ with a third level of teams: 14 units,
 4 consolidators, 10 forms) twice: once uninterrupted in this process (the reference), once with
-every stage in a real child process (forked from :mod:`tests.crash.zygote`) that is SIGKILLed
+every stage in a real child process (forked from :mod:`tests.support.crash.zygote`) that is SIGKILLed
 - after a random delay (while forms are built, files read, reports rendered, ...),
 - just after the SMTP server accepted the n-th message (the client may or may not have marked it),
 - or inside that acceptance, before the server's 250 (the window no outbox can close),
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.harness import STEPS, Cycle, Zygote, reference_outcome, report_line, soak
+from tests.support.crash.harness import STEPS, Cycle, Zygote, reference_outcome, report_line, soak
 
 # `make soak` selects -m soak (and sets BAOCAO_SOAK=1): the marker is added only then, so that a default
 # run does not warn about a marker pyproject.toml does not register.

@@ -7,7 +7,7 @@ concerned, visible in the flow run and in a log line naming them, with no messag
 delivered twice. IMAP faults that a pymap server cannot play itself (going away and coming back
 with its mailbox, cutting a FETCH half way, a message deleted by another client while ours is
 fetched) are played by a TCP forwarder between the collector and the server
-(:mod:`tests.crash.netfault`).
+(:mod:`tests.support.crash.netfault`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from flows.chase import chase
 from flows.collect import collect
 from flows.consolidate import consolidate
 from flows.open_period import UnitsFailed, open_period
-from tests.crash.harness import report_line, soak
-from tests.crash.netfault import TcpProxy
+from tests.support.crash.harness import report_line, soak
+from tests.support.crash.netfault import TcpProxy
 from tests.support.tuky import DEPARTMENTS, ON_TIME, XLSX, TuKy, open_tu_ky
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")] + ([pytest.mark.soak] if soak() else [])

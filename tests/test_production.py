@@ -174,7 +174,10 @@ def test_up_stops_within_seconds_when_the_server_went_away_first(tmp_path):
         except subprocess.TimeoutExpired:
             raise AssertionError("up did not stop within 30 s of SIGTERM:\n" + procs.log("up")[-3000:]) from None
         print(f"up stopped {time.monotonic() - stopping:.1f} s after SIGTERM, its server gone")
-        assert "schedules not paused" in procs.log("up")
+        out = procs.log("up")
+        # The pause either gave up after PAUSE_TIMEOUT or was cancelled by the loop's teardown (which one
+        # depends on how fast the dead server's connection fails); it never completed against a dead server.
+        assert "stopped" in out and "All deployments have been paused" not in out, out[-4000:]
 
 
 def test_built_in_mail_servers_file_mail_and_feed_the_intake_mailbox(tmp_path, monkeypatch):

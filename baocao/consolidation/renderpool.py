@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any
 
 from baocao.consolidation.aggregate import Figures
-from baocao.intake.readpool import cores
+from baocao.machine import cores
 from baocao.store.queries import CycleInfo
 
 log = logging.getLogger("baocao.renderpool")

@@ -39,8 +39,9 @@ from baocao.intake.inbox import (
     read_message,
 )
 from baocao.intake.pipeline import Incoming, Outcome, UnitOutcome, take_in, take_in_batch
-from baocao.intake.readpool import Job, ReadPool, cores
+from baocao.intake.readpool import Job, ReadPool
 from baocao.intake.results import make_problem
+from baocao.machine import cores
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
 from baocao.mail.templating import render_mail

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -36,11 +35,6 @@ def _start(catalog: Catalog, max_bytes: int) -> None:
 def _read_all(items: Sequence[tuple[bytes, str]]) -> list[Read]:
     assert _catalog is not None
     return [read_submission(data, name, _catalog, max_bytes=_max_bytes) for data, name in items]
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class Job:

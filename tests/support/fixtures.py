@@ -12,3 +12,21 @@ from tests.support.tuky import TuKy, open_tu_ky
 @pytest.fixture
 def tu_ky(app: Any) -> TuKy:
     return open_tu_ky(app)
+
+
+# --------------------------------------------------------------- figures from pytest-xdist workers
+_figures: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Gather the figure lines (crash, fault, concurrency tests) a worker could not print itself."""
+    _figures.extend(getattr(node, "workeroutput", {}).get("baocao_figures", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the workers' figure lines once the run is over, as a single process prints them as it goes."""
+    if _figures:
+        terminalreporter.section("figures")
+        for line in _figures:
+            terminalreporter.write_line(line)

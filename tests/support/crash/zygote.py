@@ -1,6 +1,6 @@
 """A parent process that imports the application once and forks a stage process per request.
 
-    python -m tests.crash.zygote [--flows]
+    python -m tests.support.crash.zygote [--flows]
 
 Importing the flows (pandas, openpyxl, SQLAlchemy and, with ``--flows``, Prefect) takes seconds
 on a small machine; a crash test kills and restarts stages dozens of times. So this process
@@ -32,7 +32,7 @@ import traceback  # noqa: E402
 
 
 def _child(cmd: dict) -> int:
-    from tests.crash import stage
+    from tests.support.crash import stage
 
     fd = os.open(cmd["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -49,7 +49,7 @@ def main() -> int:
     with_flows = "--flows" in sys.argv[1:]
     import docxtpl  # noqa: F401 - the report's Word template engine, imported on first use otherwise
 
-    import tests.crash.stage  # noqa: F401
+    import tests.support.crash.stage  # noqa: F401
     from baocao.chasing import reminders  # noqa: F401
     from baocao.consolidation import charts  # noqa: F401
     from baocao.consolidation import reporting as consolidation  # noqa: F401

@@ -1,6 +1,6 @@
 """The machinery of the crash tests: a seeded cycle, the units' side of it, kills and the ledger.
 
-A :class:`Cycle` is one run of the whole H1 2026 cycle of the crash tree (:mod:`tests.crash.tree`)
+A :class:`Cycle` is one run of the whole H1 2026 cycle of the crash tree (:mod:`tests.support.crash.tree`)
 on its own database, SMTP server and IMAP mailbox: open the period, chase, the units reply (by
 mail and by the drop folder, some with a mistake they fix later, some twice, some never),
 collect, chase the late ones, collect again, consolidate. Everything the units do comes from the
@@ -36,10 +36,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from baocao.mail.mime import message_id_for
-from tests.crash.tree import PERIOD, PLAN, ROOT, make_config
+from tests.support.crash.tree import PERIOD, PLAN, ROOT, make_config
 from tests.support.servers import ImapServer, SmtpServer
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 IMAP_USER, IMAP_PASSWORD = "nopbaocao", "imap-test-secret"
 STEPS: tuple[tuple[str, str], ...] = (
@@ -59,8 +59,15 @@ def soak() -> bool:
 
 
 def report_line(config: Any, line: str) -> None:
-    """Write a line of figures to the terminal, even from a fixture's teardown (output captured)."""
+    """Write a line of figures to the terminal, even from a fixture's teardown (output captured).
+
+    Under pytest-xdist (`make test` runs two workers) a worker has no terminal: the line travels to
+    the controller in `workeroutput`, which prints it in the summary (tests/support/fixtures.py).
+    """
     print(line)
+    if hasattr(config, "workeroutput"):
+        config.workeroutput.setdefault("baocao_figures", []).append(line)
+        return
     reporter = config.pluginmanager.getplugin("terminalreporter")
     capman = config.pluginmanager.getplugin("capturemanager")
     if reporter is None:
@@ -120,7 +127,7 @@ class KillingSmtpServer(SmtpServer):
 
 # ----------------------------------------------------------------------------------------- the zygote
 class Zygote:
-    """Client of ``python -m tests.crash.zygote``: forks stage processes, reports how they ended."""
+    """Client of ``python -m tests.support.crash.zygote``: forks stage processes, reports how they ended."""
 
     def __init__(self, *, flows: bool = False, env: dict[str, str] | None = None) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("BAOCAO_")}
@@ -128,7 +135,7 @@ class Zygote:
         if not flows:
             base.pop("PREFECT_API_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.zygote"] + (["--flows"] if flows else []),
+            [sys.executable, "-m", "tests.support.crash.zygote"] + (["--flows"] if flows else []),
             cwd=PROJECT, env=base, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self._lock = threading.Lock()
         ready = self._read()
@@ -350,7 +357,7 @@ class Cycle:
             os.environ.update(saved)
 
     def run_here(self, stage: str, as_of: datetime) -> dict[str, Any]:
-        from tests.crash.stage import run_library
+        from tests.support.crash.stage import run_library
 
         before = len(self.smtp.messages)
         started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Run one stage of a reporting cycle, as the scheduled flow would, in a process that may be killed.
 
-    python -m tests.crash.stage open|chase|collect|collect-folder-first|consolidate --as-of ISO [--flow]
+    python -m tests.support.crash.stage open|chase|collect|collect-folder-first|consolidate --as-of ISO [--flow]
 
 Configuration comes from the BAOCAO_* environment (database, SMTP, IMAP, drop folder, config
 directory). Without ``--flow`` the stage calls the library functions the flow's tasks call, in
@@ -19,7 +19,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from tests.crash.tree import PERIOD, PLAN, ROOT
+from tests.support.crash.tree import PERIOD, PLAN, ROOT
 
 STAGES = ("open", "chase", "collect", "collect-folder-first", "consolidate")
 
@@ -105,7 +105,7 @@ def run_flow(stage: str, as_of: datetime) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.crash.stage")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.crash.stage")
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--as-of", required=True, type=datetime.fromisoformat)
     parser.add_argument("--flow", action="store_true", help="run the Prefect flow instead of the library steps")
