@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from baocao.rules.config import Config, ConfigError, check, load_config, refuse_public_credentials
@@ -101,7 +102,7 @@ def config_check(year: Annotated[int | None, typer.Option(help="Year whose deadl
         f"{len(cfg.catalog.derived)} derived figures, {len(cfg.plans)} plans ({', '.join(sorted(cfg.plans))})"
     )
     for w in warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)  # a warning may quote "[years.2027]"
 
 
 # ----------------------------------------------------------------------------- units
@@ -160,6 +161,7 @@ def calendar_cmd(
     root: Annotated[str | None, typer.Option(help="Root unit of the cycle (default: the plan's).")] = None,
 ) -> None:
     """Cut-off window, deadlines by level and the holidays applied, for one period under one plan."""
+    from baocao.rules.holidaynotes import cycle_special_days, weekday_vi
     from baocao.rules.plans import open_at, unit_deadlines
 
     cfg = _config()
@@ -171,8 +173,10 @@ def calendar_cmd(
     if not pl.covers(p):
         console.print(f"[yellow]plan {pl.code} does not report {p.kind} (it reports {', '.join(pl.kinds)})[/yellow]")
     console.print(f"cut-off window (ND 09/2019): {date_vi(start)} – {date_vi(end)}")
-    schedules = unit_deadlines(pl, p, cfg.hierarchy, cal, root=root)
-    console.print(f"period opens: {open_at(pl, p, cfg.hierarchy, cal, root=root):%H:%M} {date_vi(open_at(pl, p, cfg.hierarchy, cal, root=root))}")
+    plans = tuple(cfg.plans.values())  # a unit also under another plan owes the earlier day
+    schedules = unit_deadlines(pl, p, cfg.hierarchy, cal, root=root, plans=plans)
+    opens = open_at(pl, p, cfg.hierarchy, cal, root=root, plans=plans)
+    console.print(f"period opens: {opens:%H:%M} {date_vi(opens)}")
     table = Table(title="deadlines (inclusive, end of day, Asia/Ho_Chi_Minh)")
     for col in ("level", "units", "deadline", "weekday", "lock after", "example"):
         table.add_column(col)
@@ -185,10 +189,40 @@ def calendar_cmd(
         ex = cfg.hierarchy[codes[0]]
         table.add_row(level, str(len(codes)), date_vi(deadline), deadline.strftime("%A"), date_vi(lock), f"{ex.code} {ex.name}")
     console.print(table)
-    years = {p.year, p.year - 1}
-    hol = sorted((d, n) for y in years for d, n in cal.holidays(y).items() if start <= d <= max(s.deadline for s in schedules.values()))
-    if hol:
-        console.print("public holidays in the window: " + "; ".join(f"{date_vi(d)} {n}" for d, n in hol), highlight=False)
+    _print_overlaps(cfg, pl, p, root, plans)
+    marked = cycle_special_days(pl, p, cfg.hierarchy, cal, root=root)
+    if marked:
+        days = Table(title="ngày nghỉ lễ, Tết và ngày làm việc bù trong kỳ (config/calendar.toml)")
+        for col in ("ngày", "thứ", "tên", "tình trạng", "làm dời"):
+            days.add_column(col)
+        for m in marked:
+            days.add_row(date_vi(m.special.day), weekday_vi(m.special.day), m.special.name, m.special.status_vi,
+                         "; ".join(m.moves))
+        console.print(days)
+    unconfirmed = sorted({m.special.day.year for m in marked if not m.special.confirmed})
+    if unconfirmed:
+        console.print("Ngày «dự kiến» do thư viện holidays tính theo quy tắc, chưa đối chiếu với lịch nghỉ do Chính phủ "
+                      "công bố: khi có văn bản, xác nhận hoặc sửa tại config/calendar.toml, mục "
+                      + ", ".join(f"[years.{y}]" for y in unconfirmed) + ".", highlight=False, markup=False)
+
+
+def _print_overlaps(cfg: Config, pl, p, root: str | None, plans: tuple) -> None:  # noqa: ANN001 - Plan, Period
+    """Units of the cycle whose deadline a covering plan set otherwise: the day that applies, and who said what."""
+    from baocao.rules.overlaps import cycle_overlaps
+
+    groups: dict[str, list] = {}
+    for o in cycle_overlaps(pl, p, cfg.hierarchy, cfg.calendar, plans, root=root):
+        groups.setdefault(o.explain_vi(), []).append(o.unit)
+    if not groups:
+        return
+    table = Table(title="hạn nộp khác nhau giữa các kế hoạch cùng áp dụng cho đơn vị: áp dụng hạn sớm nhất")
+    for col in ("đơn vị", "hạn áp dụng (kế hoạch: hạn theo kế hoạch đó)"):
+        table.add_column(col)
+    for explained, units in groups.items():
+        shown = f"{units[0].code} {units[0].name}" if len(units) == 1 else \
+            f"{len(units)} đơn vị, ví dụ {units[0].code} {units[0].name}"
+        table.add_row(shown, explained)
+    console.print(table)
 
 
 def _plan(cfg: Config, code: str):  # noqa: ANN202 - returns baocao.rules.plans.Plan
@@ -237,8 +271,8 @@ def form(
     plan: Annotated[str, typer.Option(help="Plan whose deadline the form states.")] = "national",
 ) -> None:
     """Write one unit's form for one period (the same file the open-period flow attaches)."""
-    from baocao.opening.forms import FormBuilder, FormSpec
-    from baocao.opening.tokens import make_token
+    from baocao.opening.dispatch import form_inputs, unit_form
+    from baocao.opening.forms import FormBuilder
     from baocao.rules.plans import unit_deadlines
 
     cfg = _config()
@@ -248,13 +282,18 @@ def form(
     p = _period(period)
     pl = _plan(cfg, plan)
     root = pl.root if cfg.hierarchy.is_descendant(unit, pl.root) or unit == pl.root else cfg.hierarchy.root_code
-    deadline = unit_deadlines(pl, p, cfg.hierarchy, cfg.calendar, root=root)[unit].deadline
-    parent = cfg.hierarchy.parent(unit) or cfg.hierarchy[unit]
-    spec = FormSpec(unit=cfg.hierarchy[unit], period=p, deadline=deadline,
-                    token=make_token(cfg.settings.token_secret.get_secret_value(), unit, p.code, cfg.settings.form_version),
-                    form_version=cfg.settings.form_version, coordinator_name=parent.name,
-                    coordinator_email=(parent.coordinator_emails or ("",))[0], reply_to=cfg.settings.reply_to)
-    output.write_bytes(FormBuilder(cfg.catalog).build(spec))
+    deadline = unit_deadlines(pl, p, cfg.hierarchy, cfg.calendar, root=root, plans=cfg.plans.values())[unit].deadline
+    # Last year's counts and the unit's tasks come from the database, as for the flow's forms.
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    builder = FormBuilder(cfg.catalog_for(pl.code))
+    try:
+        inputs = form_inputs(_db(cfg), cfg, [unit], p)
+    except (OperationalError, ProgrammingError) as exc:
+        err.print(f"[red]cannot read the database ({type(exc).__name__}); set it up first: baocao init[/red]")
+        raise typer.Exit(2) from None
+    _, data = unit_form(cfg, builder, inputs, unit, p, deadline)
+    output.write_bytes(data)
     console.print(f"form of {unit} ({cfg.hierarchy[unit].name}) for {p.code}, deadline {date_vi(deadline)}: {output}")
 
 
@@ -528,6 +567,7 @@ def tasks_import(
 ) -> None:
     """Import a plan's appendix of assigned tasks; all or nothing, every problem listed."""
     from baocao.tasks.appendix import AppendixImportError
+    from baocao.tasks.recurrence import describe_vi
     from baocao.tasks.taskbook import import_appendix
 
     cfg = _config()
@@ -537,13 +577,17 @@ def tasks_import(
     except AppendixImportError as exc:
         err.print(f"[red]nothing imported from {file}:[/red]\n{exc}", highlight=False)
         raise typer.Exit(1) from None
+    # The recurrence read for each task, so an office can check it (and correct it in
+    # config/task_bodies.toml, [<plan>.deadlines], then import again).
     table = Table(title=f"{len(tasks)} tasks imported for plan {plan}")
-    for col in ("STT", "deadline", "due", "lead units", "partner units"):
+    for col in ("STT", "deadline", "due", "recurrence", "lead units", "partner units"):
         table.add_column(col)
     for t in tasks:
         table.add_row(str(t.number), t.deadline_text, str(t.due.due_date or t.due.recurrence or ""),
-                      str(len(t.lead_units)), str(len(t.partner_units)))
+                      describe_vi(t.due, t.due_basis), str(len(t.lead_units)), str(len(t.partner_units)))
     console.print(table)
+    console.print("Đọc sai thời hạn hoặc chu kỳ của nhiệm vụ nào thì ghi lại trong config/task_bodies.toml, "
+                  f"mục [{plan}.deadlines] (ví dụ \"11\" = \"Hằng năm\"), rồi nhập lại phụ lục.", highlight=False, markup=False)
 
 
 @tasks_app.command("list")

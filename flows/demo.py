@@ -166,7 +166,7 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
 
         plan = cfg.plan(PLAN)
         period = Period.parse(PERIOD)
-        opened = open_at(plan, period, cfg.hierarchy, cfg.calendar, root=ROOT)
+        opened = open_at(plan, period, cfg.hierarchy, cfg.calendar, root=ROOT, plans=cfg.plans.values())
         with console.status("opening the period: building and mailing every unit's form..."):
             result = open_period(period=PERIOD, plan=PLAN, root=ROOT, as_of=opened)
         console.print(f"[green]open-period[/green] {opened:%d/%m/%Y %H:%M}: {result['sent']} requests sent "

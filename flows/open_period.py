@@ -39,14 +39,15 @@ _builders: dict[int, FormBuilder] = {}
 _builders_lock = threading.Lock()
 
 
-def _builder() -> FormBuilder:
-    """The process's form builder for the current catalogue, made once: the batches' tasks start
-    together in six threads, and each made its own (0.7 s apiece, fighting for the GIL) before."""
-    cfg = runtime.config()
-    key = id(cfg.catalog)
+def _builder(plan: str) -> FormBuilder:
+    """The process's form builder for the plan's catalogue (its wording, e.g. Tứ Kỳ's meeting limits),
+    made once: the batches' tasks start together in six threads, and each made its own (0.7 s apiece,
+    fighting for the GIL) before."""
+    catalog = runtime.config().catalog_for(plan)
+    key = id(catalog)
     with _builders_lock:
         if key not in _builders:
-            _builders[key] = FormBuilder(cfg.catalog)
+            _builders[key] = FormBuilder(catalog)
         return _builders[key]
 
 
@@ -63,7 +64,7 @@ def record_cycle(period: str, plan: str, root: str | None) -> dict[str, Any]:
 def prepare_batch(cycle: CycleInfo, units: list[str], label: str) -> dict[str, Any]:
     """Build the forms and write the request messages of one subtree; fail naming the units that failed."""
     cfg = runtime.config()
-    result = dispatch.prepare_requests(runtime.database(cfg), cfg, cycle, units, _builder())
+    result = dispatch.prepare_requests(runtime.database(cfg), cfg, cycle, units, _builder(cycle.plan))
     logger = get_run_logger()
     for unit, reason in result.failed.items():
         logger.error("unit %s (%s): %s", unit, cfg.hierarchy[unit].name, reason)

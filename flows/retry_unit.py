@@ -61,7 +61,7 @@ def retry_unit(unit: str, period: str, step: Step, plan: str = "") -> dict[str, 
         raise ValueError(f"unit {unit} is in no cycle of {period}")
     name = cfg.hierarchy[unit].name
     if step == "dispatch":
-        prepared = dispatch.prepare_requests(db, cfg, cycle, [unit], FormBuilder(cfg.catalog))
+        prepared = dispatch.prepare_requests(db, cfg, cycle, [unit], FormBuilder(cfg.catalog_for(cycle.plan)))
         if prepared.failed:
             raise RuntimeError(f"unit {unit} ({name}): {prepared.failed[unit]}")
         delivery = opening.send_requests(db, cfg, cycle, [unit])

@@ -80,7 +80,7 @@ def openings(cfg: Config, plan_code: str, kind: str, after: datetime, *,
     out = []
     for y in range(year - 1, year + days // 365 + 2):
         p = Period(y, kind)
-        when = open_at(plan, p, cfg.hierarchy, cfg.calendar)
+        when = open_at(plan, p, cfg.hierarchy, cfg.calendar, plans=cfg.plans.values())  # effective deadlines
         if after < when <= until:
             out.append((when, p))
     return out

@@ -8,20 +8,27 @@ recreated from scratch, and documents what the template expects from baocao/cons
     symbol                      "BC-UBND", after "Số:"
     place_date                  "Hải Phòng, ngày 05 tháng 6 năm 2026"
     correction_of, correction_note
-    summary, intro, completeness, period_label, unit_name
+    summary, intro, data_period, completeness, period_label, unit_name
     groups                      [{number, title, sentences: [str]}]   (the catalogue's six groups)
-    results, shortcomings, next_steps, proposals
-                                [{label, lines: [str]}]               (units' own words, by indicator)
+    results, shortcomings, next_steps
+                                [{label, lines: [str]}]               (units' words: the largest points, counted)
+    opinions                    [{label, groups: [{text, count, names}]}]  (every point, with the units' names)
+    proposals, proposals_to     [{text, count, names}]; "UBND thành phố Hải Phòng" (the children's proposals to it)
+    annex                       {"figures": "I", "tasks": "II", "opinions": "III", "proposals": "IV"} (those present)
     shortcomings_auto           [str]                                 (targets missed, units missing)
     tasks_summary, tasks        [{number, content, done, in_progress, not_started, overdue, overdue_units}]
     recipients, signer_title, signer_name
+    figures_appendix            Phụ lục I, the figures by unit (tables built by baocao/consolidation/docx_appendix.py)
 
 Every figure sentence is rendered from templates/report_sentences.j2, so it cannot be edited here:
 the email and the XLSX say the same thing.
 
 Layout per ND 30/2020, Phụ lục I: A4, margins top/bottom 20 mm, left 30 mm, right 15 mm;
 Times New Roman; issuer and national motto 13 pt, body 14 pt, "Nơi nhận" 12 pt bold italic,
-the recipients 11 pt.
+the recipients 11 pt; page numbers from the second page, centred in the top margin (ND 30, Phụ lục I,
+II.1.đ). Every style and run is Vietnamese (vi-VN), so that Word's spelling checker reads the text as
+Vietnamese. The appendices (Phụ lục I: the figures by unit; Phụ lục II: the tasks) are a landscape
+section after the signature.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from docx import Document
-from docx.enum.section import WD_ORIENT
+from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.enum.table import WD_TABLE_ALIGNMENT
-from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK, WD_COLOR_INDEX
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.oxml.ns import qn
 from docx.shared import Cm, Mm, Pt
 from docx.table import _Cell
@@ -39,6 +47,7 @@ from docx.text.paragraph import Paragraph
 
 OUT = Path(__file__).resolve().parent / "report.docx"
 FONT = "Times New Roman"
+LANG = "vi-VN"
 CENTER = WD_ALIGN_PARAGRAPH.CENTER
 JUSTIFY = WD_ALIGN_PARAGRAPH.JUSTIFY
 
@@ -55,6 +64,17 @@ def _font(style_or_run, size: float | None = None) -> None:
         r_pr.append(fonts)
     for attr in ("w:ascii", "w:hAnsi", "w:cs", "w:eastAsia"):
         fonts.set(qn(attr), FONT)
+    _lang(r_pr)
+
+
+def _lang(r_pr) -> None:
+    """Mark the text Vietnamese: without it Word checks it as English and underlines every word."""
+    lang = r_pr.find(qn("w:lang"))
+    if lang is None:
+        lang = r_pr.makeelement(qn("w:lang"), {})
+        r_pr.append(lang)  # w:lang follows every property python-docx sets here (schema order)
+    for attr in ("w:val", "w:eastAsia", "w:bidi"):
+        lang.set(qn(attr), LANG)
 
 
 def para(
@@ -139,6 +159,13 @@ def _items(doc, loop: str, *, label: bool) -> None:
     tag(doc, "{%p endfor %}")
 
 
+def _own_words(doc, text: str) -> None:
+    """Where the issuing unit writes its own assessment: a highlighted placeholder that cannot go out unnoticed."""
+    p = para(doc, text, italic=True, indent=True)
+    for run in p.runs:
+        run.font.highlight_color = WD_COLOR_INDEX.YELLOW
+
+
 def _body(doc) -> None:
     tag(doc, "{%p if correction_of %}")
     para(doc, "ĐÍNH CHÍNH", size=14, bold=True, align=CENTER, after=0).paragraph_format.space_before = Pt(12)
@@ -148,6 +175,9 @@ def _body(doc) -> None:
     para(doc, "{{ summary }}", size=14, bold=True, align=CENTER, after=0)
     para(doc, "────────", size=13, align=CENTER, after=12)
     para(doc, "{{ intro }}", indent=True)
+    tag(doc, "{%p if data_period %}")
+    para(doc, "{{ data_period }}", italic=True, indent=True)
+    tag(doc, "{%p endif %}")
 
     para(doc, "I. KẾT QUẢ THỰC HIỆN", bold=True, indent=True)
     para(doc, "Tình hình tổng hợp báo cáo: {{ completeness }}", indent=True)
@@ -161,12 +191,14 @@ def _body(doc) -> None:
     tag(doc, "{%p if tasks_summary %}")
     para(doc, "- {{ tasks_summary }}", indent=True)
     tag(doc, "{%p endif %}")
+    _own_words(doc, "[Đánh giá của đơn vị về kết quả nổi bật: …]")
 
     para(doc, "II. TỒN TẠI, HẠN CHẾ VÀ NGUYÊN NHÂN", bold=True, indent=True)
     tag(doc, "{%p for s in shortcomings_auto %}")
     para(doc, "- {{ s }}", indent=True)
     tag(doc, "{%p endfor %}")
     _items(doc, "shortcomings", label=True)
+    _own_words(doc, "[Đánh giá của đơn vị về tồn tại, hạn chế và nguyên nhân: …]")
 
     para(doc, "III. PHƯƠNG HƯỚNG, NHIỆM VỤ THỜI GIAN TỚI", bold=True, indent=True)
     para(
@@ -175,16 +207,18 @@ def _body(doc) -> None:
         "khắc phục các chỉ tiêu chưa đạt và đôn đốc các đơn vị gửi báo cáo đầy đủ, đúng hạn.",
         indent=True,
     )
-    _items(doc, "next_steps", label=False)
+    _items(doc, "next_steps", label=True)
+    _own_words(doc, "[Phương hướng, nhiệm vụ của đơn vị trong thời gian tới: …]")
 
     para(doc, "IV. KIẾN NGHỊ, ĐỀ XUẤT", bold=True, indent=True)
-    _items(doc, "proposals", label=False)
-    tag(doc, "{%p if not proposals %}")
-    para(doc, "Không có kiến nghị, đề xuất.", indent=True)
+    _own_words(doc, "[Kiến nghị, đề xuất của đơn vị (nếu có): …]")
+    tag(doc, "{%p if proposals %}")
+    para(doc, "Kiến nghị, đề xuất của các đơn vị gửi {{ proposals_to }} được tổng hợp tại Phụ lục {{ annex.proposals }} "
+         "để xem xét, giải quyết theo thẩm quyền.", italic=True, indent=True)
     tag(doc, "{%p endif %}")
     para(
         doc,
-        "Số liệu chi tiết theo từng đơn vị và danh sách đơn vị chưa báo cáo, báo cáo trễ hạn tại Phụ lục kèm theo.",
+        "Số liệu chi tiết theo từng đơn vị (kể cả đơn vị chưa báo cáo, báo cáo trễ hạn) tại Phụ lục I kèm theo.",
         italic=True,
         indent=True,
     )
@@ -203,18 +237,31 @@ def _signature(doc) -> None:
     tag(right, "{%p for line in signer_title %}", first=True)
     para(right, "{{ line }}", size=14, bold=True, align=CENTER, after=0)
     tag(right, "{%p endfor %}")
-    for _ in range(4):
+    for _ in range(5):  # room for the signature and the seal
         para(right, "", after=0)
     para(right, "{{ signer_name }}", size=14, bold=True, align=CENTER, after=0)
+
+
+ATTACHED = "(Kèm theo Báo cáo số …/{{ symbol }} ngày … của {{ unit_name }})"
+"""The appendix's link to the report: number and date are written in once the report is issued."""
+
+
+def _figures(doc) -> None:
+    """Phụ lục I: the figures by unit, the tables themselves built at render time (their columns are the
+    catalogue's indicators)."""
+    para(doc, "PHỤ LỤC I", bold=True, align=CENTER, after=0)
+    para(doc, "SỐ LIỆU KẾT QUẢ THỰC HIỆN THEO ĐƠN VỊ {{ period_label | upper }}", bold=True, align=CENTER, after=0)
+    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+    tag(doc, "{{p figures_appendix }}")
 
 
 def _tasks(doc) -> None:
     tag(doc, "{%p if tasks %}")
     p = para(doc, "", align=CENTER, after=0)
     p.add_run().add_break(WD_BREAK.PAGE)
-    para(doc, "PHỤ LỤC", bold=True, align=CENTER, after=0)
+    para(doc, "PHỤ LỤC {{ annex.tasks }}", bold=True, align=CENTER, after=0)
     para(doc, "TÌNH HÌNH THỰC HIỆN CÁC NHIỆM VỤ ĐƯỢC GIAO", bold=True, align=CENTER, after=0)
-    para(doc, "(Kèm theo Báo cáo {{ period_label }} của {{ unit_name }})", size=13, italic=True, align=CENTER)
+    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
     headers = ["STT", "Nội dung nhiệm vụ", "Hoàn thành", "Đang thực hiện", "Chưa thực hiện", "Quá hạn",
                "Đơn vị quá hạn"]
     cells = ["{{ t.number }}", "{{ t.content }}", "{{ t.done }}", "{{ t.in_progress }}", "{{ t.not_started }}",
@@ -222,7 +269,7 @@ def _tasks(doc) -> None:
     table = doc.add_table(rows=4, cols=len(headers))
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
-    _widths(table, [1.1, 5.4, 1.9, 1.9, 1.9, 1.6, 2.7])
+    _widths(table, [1.2, 10.5, 2.4, 2.4, 2.4, 2.0, 4.3])  # the landscape section's 25,2 cm
     for j, text in enumerate(headers):
         para(table.cell(0, j), text, size=11, bold=True, align=CENTER, after=0, first=True)
     table.cell(1, 0).merge(table.cell(1, len(headers) - 1))
@@ -233,7 +280,94 @@ def _tasks(doc) -> None:
     table.cell(3, 0).merge(table.cell(3, len(headers) - 1))
     para(table.cell(3, 0), "{%tr endfor %}", size=11, after=0, first=True)
     tag(doc, "{%p endif %}")
+
+
+def _opinions(doc) -> None:
+    """The units' words, every point with how many units and which ones raised it (the body states the largest);
+    then the children's proposals, addressed to the issuing unit, as an annex of their own."""
+    tag(doc, "{%p if opinions %}")
+    p = para(doc, "", align=CENTER, after=0)
+    p.add_run().add_break(WD_BREAK.PAGE)
+    para(doc, "PHỤ LỤC {{ annex.opinions }}", bold=True, align=CENTER, after=0)
+    para(doc, "TỔNG HỢP Ý KIẾN CỦA CÁC ĐƠN VỊ", bold=True, align=CENTER, after=0)
+    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+    tag(doc, "{%p for block in opinions %}")
+    para(doc, "{{ loop.index }}. {{ block.label }}", bold=True, align=WD_ALIGN_PARAGRAPH.LEFT, after=3)
+    tag(doc, "{%p for g in block.groups %}")
+    para(doc, "- {{ g.text }} ({{ g.count }}: {{ g.names }})", size=13, indent=True, after=3)
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
+    tag(doc, "{%p if proposals %}")
+    p = para(doc, "", align=CENTER, after=0)
+    p.add_run().add_break(WD_BREAK.PAGE)
+    para(doc, "PHỤ LỤC {{ annex.proposals }}", bold=True, align=CENTER, after=0)
+    para(doc, "KIẾN NGHỊ, ĐỀ XUẤT CỦA CÁC ĐƠN VỊ GỬI {{ proposals_to | upper }}", bold=True, align=CENTER, after=0)
+    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+    para(doc, "(Để {{ proposals_to }} xem xét, giải quyết theo thẩm quyền; không phải kiến nghị của {{ proposals_to }} "
+         "gửi cấp trên)", size=13, italic=True, align=CENTER)
+    tag(doc, "{%p for g in proposals %}")
+    para(doc, "{{ loop.index }}. {{ g.text }} ({{ g.count }}: {{ g.names }})", size=13, indent=True, after=3)
+    tag(doc, "{%p endfor %}")
+    tag(doc, "{%p endif %}")
     para(doc, "", after=0)  # Word wants a paragraph after a table at the end of the body
+
+
+def _page_number(section) -> None:
+    """ND 30: page numbers centred in the top margin, not on the first page (a different first-page header,
+    left empty)."""
+    section.different_first_page_header_footer = True
+    para(section.first_page_header, "", size=13, align=CENTER, after=0, first=True)
+    p = para(section.header, "", size=13, align=CENTER, after=0, first=True)
+    for kind, text in (("begin", None), (None, " PAGE "), ("separate", None), (None, "2"), ("end", None)):
+        run = p.add_run()
+        _font(run, 13)
+        if kind:
+            run._r.append(run._r.makeelement(qn("w:fldChar"), {qn("w:fldCharType"): kind}))
+        elif text.strip() == "PAGE":
+            instr = run._r.makeelement(qn("w:instrText"), {qn("xml:space"): "preserve"})
+            instr.text = text
+            run._r.append(instr)
+        else:
+            run.text = text
+
+
+def _vietnamese(doc) -> None:
+    """vi-VN as the document's default language, in every style that names one, and for the theme."""
+    styles = doc.styles.element
+    for r_pr in styles.iter(qn("w:rPr")):
+        if r_pr.find(qn("w:lang")) is not None:
+            _lang(r_pr)
+    defaults = styles.find(qn("w:docDefaults"))
+    r_pr = defaults.find(qn("w:rPrDefault")).find(qn("w:rPr"))
+    _lang(r_pr)
+    _lang(doc.styles["Normal"].element.get_or_add_rPr())
+    theme_lang = doc.settings.element.find(qn("w:themeFontLang"))
+    if theme_lang is not None:
+        theme_lang.set(qn("w:val"), LANG)
+
+
+def _no_thumbnail(doc) -> None:
+    """python-docx's default document carries a thumbnail of an unrelated page: Explorer would show it."""
+    package = doc.part.package
+    for r_id, rel in list(package.rels.items()):
+        if rel.reltype == RT.THUMBNAIL:
+            package.rels.pop(r_id)
+
+
+def _tiny_break(doc) -> None:
+    """The paragraph that ends the portrait section (and holds its properties), 1 pt high: after a signature
+    that fills the page, a normal-height one would spill over onto a page of its own, blank but numbered."""
+    for p_pr in doc.element.body.iter(qn("w:pPr")):
+        if p_pr.find(qn("w:sectPr")) is None:
+            continue
+        spacing = p_pr.makeelement(qn("w:spacing"), {qn("w:before"): "0", qn("w:after"): "0", qn("w:line"): "20",
+                                                      qn("w:lineRule"): "exact"})
+        p_pr.insert(0, spacing)
+        r_pr = p_pr.makeelement(qn("w:rPr"), {})
+        r_pr.append(r_pr.makeelement(qn("w:sz"), {qn("w:val"): "2"}))
+        r_pr.append(r_pr.makeelement(qn("w:szCs"), {qn("w:val"): "2"}))
+        p_pr.find(qn("w:sectPr")).addprevious(r_pr)
 
 
 def build(path: Path = OUT) -> Path:
@@ -243,15 +377,28 @@ def build(path: Path = OUT) -> Path:
     section.page_width, section.page_height = Mm(210), Mm(297)
     section.top_margin, section.bottom_margin = Mm(20), Mm(20)
     section.left_margin, section.right_margin = Mm(30), Mm(15)
+    section.header_distance = Mm(10)
     normal = doc.styles["Normal"]
     _font(normal, 14)
     normal.paragraph_format.space_after = Pt(6)
+    _vietnamese(doc)
     doc.core_properties.title = "Báo cáo kết quả thực hiện Kết luận số 226-KL/TW"
     doc.core_properties.author = "baocao"
+    _no_thumbnail(doc)
+    _page_number(section)
     _header(doc)
     _body(doc)
     _signature(doc)
+    appendix = doc.add_section(WD_SECTION.NEW_PAGE)
+    appendix.orientation = WD_ORIENT.LANDSCAPE
+    appendix.page_width, appendix.page_height = Mm(297), Mm(210)
+    appendix.top_margin, appendix.bottom_margin = Mm(30), Mm(15)
+    appendix.left_margin, appendix.right_margin = Mm(20), Mm(20)
+    appendix.different_first_page_header_footer = False  # numbered on every page, continuing the report's
+    _tiny_break(doc)
+    _figures(doc)
     _tasks(doc)
+    _opinions(doc)
     body = doc.element.body
     first = body[0]
     if first.tag == qn("w:p") and not first.xpath(".//w:t"):

@@ -26,8 +26,6 @@ from tests.support.app import PG_ADMIN_URL, App, app_env, new_pg_database  # noq
 
 pytest_plugins = ["tests.support.fixtures"]
 
-SEEDS = Path(__file__).resolve().parent / "data" / "seeds"  # copies of ../shared/seeds
-
 
 @pytest.fixture(scope="session")
 def cfg() -> Config:

@@ -157,7 +157,7 @@ def test_deadlines_are_read_and_recurring_ones_flagged(cfg, rules):
     assert hue[1].due.due_date == date(2026, 5, 31)  # Tháng 5/2026
     assert hue[6].due.due_date == date(2026, 12, 31)  # Đến cuối 2026
     assert hue[10].due.recurrence == "continuous"  # Từ 2026 và thường xuyên
-    assert hue[11].due.recurrence == "yearly"  # Định kỳ hằng năm
+    assert hue[11].due.recurrence == "periodic"  # Định kỳ hằng năm, but its product asks every period (issue 19)
 
 
 # ----------------------------------------------------------------------------- XLSX

@@ -62,6 +62,22 @@ def test_period_parse_refuses(code: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("code", "year_code"),
+    [("2026-Q4", "2026-Y"), ("2026 - quý IV", "2026-Y"), ("Quý IV/2027", "2027-Y"), ("Q4", None), ("quý IV", None)],
+)
+def test_a_fourth_quarter_code_points_to_the_year_report(code: str, year_code: str | None) -> None:
+    """No plan reports a fourth quarter (Huế: quý I, 6 tháng, 9 tháng, hằng năm; seed 003, IV.1.b):
+    the year report covers it, so the message names the code to use instead of listing the forms."""
+    with pytest.raises(PeriodError) as info:
+        Period.parse(code)
+    vi = info.value.message_vi
+    assert vi.startswith(f"Không đọc được mã kỳ báo cáo «{code}»: không có kỳ báo cáo quý IV")
+    assert "báo cáo năm" in vi
+    assert (f"dùng mã kỳ «{year_code}»" in vi) if year_code else ("ví dụ «2026-Y»" in vi)
+    assert "year report" in str(info.value)
+
+
 def test_period_constructor_refuses_unknown_kind() -> None:
     with pytest.raises(PeriodError) as info:
         Period(2026, "Q2")

@@ -97,7 +97,9 @@ def test_schedules_are_built_from_the_plans(cfg):
 
     by_name = {s.name: s for s in specs(cfg, 2026)}
     hue_h1 = by_name["open-hue-h1"]
-    when = open_at(cfg.plan("hue"), Period(2026, "H1"), cfg.hierarchy, cfg.calendar)
+    # Opened before the effective deadlines: Huế's wards owe 05/6 under the national plan (issue 19.2).
+    when = open_at(cfg.plan("hue"), Period(2026, "H1"), cfg.hierarchy, cfg.calendar, plans=cfg.plans.values())
+    assert cfg.calendar.local_date(when).isoformat() == "2026-05-22"
     assert hue_h1.runs == ((when, {"period": "2026-H1"}),)  # one run, on that year's calendar, with its period
     assert hue_h1.parameters == {"plan": "hue"}
     assert cfg.calendar.is_working_day(when.date())

@@ -46,7 +46,7 @@ def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
 
     h = app.cfg.hierarchy
     _, forms, typed = open_ward(app)
-    submit(app, forms["X10714-VHXH"], typed["X10714-VHXH"], at(app.cfg, date(2026, 6, 3)))
+    submit(app, forms["X10714-VHXH"], typed["X10714-VHXH"], at(app.cfg, date(2026, 5, 29)))
     submit(app, forms["X10714-TTDVSNC"], typed["X10714-TTDVSNC"], at(app.cfg, DEPT_DEADLINE, 16))
     submit(app, forms["X10714-KT"], typed["X10714-KT"], at(app.cfg, WARD_DUE, 9))  # late
     exempt(app, "X10714-TTHCC")
@@ -90,12 +90,12 @@ def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
     assert rep.figures["missing"] == ["X10714-VP"]
     assert set(rep.figures["late"]) == {"X10714-VP", "X10714-KT"}
     text = docx_text(docx_bytes)
-    assert f"Đơn vị chưa gửi báo cáo: {h['X10714-VP'].name}." in text
-    assert "3/4 đơn vị đã gửi báo cáo (75,0 %), 2/4 đơn vị gửi đúng hạn (50,0 %)" in text
-    assert "1 đơn vị được miễn báo cáo" in text
+    assert f"Chưa gửi báo cáo (1/4 phòng, đơn vị): {h['X10714-VP'].name}." in text
+    assert "Đã nhận báo cáo của 3/4 phòng, đơn vị; gửi đúng hạn: 2/4 phòng, đơn vị" in text
+    assert "1 phòng, đơn vị được miễn báo cáo" in text
 
     # Running again, the same day or later, reports nothing twice.
-    for day in (WARD_DUE, date(2026, 6, 12)):
+    for day in (WARD_DUE, date(2026, 6, 9)):
         again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, day, 18))
         assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == []
     assert len(report_mails(app)) == 1 and len(reports(app)) == 1
@@ -106,12 +106,12 @@ def test_all_children_in_or_exempt_before_the_time_consolidates_early(app):
 
     _, forms, typed = open_ward(app)
     for unit in DEPTS[:4]:
-        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 2)))
-    early = at(app.cfg, date(2026, 6, 3), 17)
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 28)))
+    early = at(app.cfg, date(2026, 5, 29), 17)
     assert consolidate(period=PERIOD, plan="nhi-chieu", as_of=early)[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == []
     exempt(app, DEPTS[4])
-    # Four are in and the fifth is exempt on 04/6: the ward reports then, not on 08/6 (whichever first).
-    result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 4), 10))
+    # Four are in and the fifth is exempt on 01/6: the ward reports then, not on 03/6 (whichever first).
+    result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 1), 10))
     assert result[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [WARD]
     (mail,) = report_mails(app)
     assert mail.message["X-Baocao-Unit"] == WARD
@@ -131,17 +131,17 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
     _, forms, typed = open_ward(app)
     early = [u for u in DEPTS if u != "X10714-VP"]
     for unit in early:
-        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
     consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
     (v1,) = reports(app)
     assert v1.figures["missing"] == ["X10714-VP"]
 
     # The missing department sends its form the day after the report went up (before the lock).
-    submit(app, forms["X10714-VP"], typed["X10714-VP"], at(app.cfg, date(2026, 6, 9), 9))
+    submit(app, forms["X10714-VP"], typed["X10714-VP"], at(app.cfg, date(2026, 6, 4), 9))
     refused = cli("consolidate", "--period", PERIOD, "--resend")
     assert refused.exit_code == 2 and len(reports(app)) == 1
     run = cli("consolidate", "--period", PERIOD, "--plan", "nhi-chieu", "--unit", WARD, "--resend",
-              "--as-of", "2026-06-09T17:00")
+              "--as-of", "2026-06-04T17:00")
     assert run.exit_code == 0, run.output
 
     first, second = reports(app)
@@ -165,14 +165,14 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
     assert set(files) == {f"BaoCao_{PERIOD}_{WARD}_v2.docx", f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"}
     text = docx_text(files[f"BaoCao_{PERIOD}_{WARD}_v2.docx"][1])
     assert "đính chính, thay thế báo cáo phiên bản số 1" in text
-    assert "Đơn vị chưa gửi báo cáo" not in text and "5/5 đơn vị đã gửi báo cáo" in text
+    assert "Chưa gửi báo cáo" not in text and "Đã nhận báo cáo của 5/5 phòng, đơn vị" in text
     rows, _ = xlsx_totals(files[f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"][1])
     hn = count_header(app.cfg.catalog["HN_TONG"])
     assert rows[WARD][hn] == second.figures["totals"]["HN_TONG"]
     assert rows["X10714-VP"][hn] == typed["X10714-VP"].values["HN_TONG"]
 
     # The scheduled run afterwards does not send a third version.
-    again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 10), 17))
+    again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 5), 17))
     assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [] and len(report_mails(app)) == 2
 
 
@@ -181,21 +181,21 @@ def test_report_command_writes_the_files_and_sends_nothing(app, tmp_path):
 
     _, forms, typed = open_ward(app)
     for unit in DEPTS[:3]:
-        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
     with app.db.session() as s:
         outbox_before = len(list(s.scalars(select(OutboxMessage))))
     delivered_before = len(app.smtp.messages)
 
     out = tmp_path / "bao-cao"
     run = cli("report", "--unit", WARD, "--period", PERIOD, "--plan", "nhi-chieu", "-o", str(out),
-              "--as-of", "2026-06-08T17:00")
+              "--as-of", "2026-06-03T17:00")
     assert run.exit_code == 0, run.output
     stem = f"bao-cao-x10714-{PERIOD.lower()}"
     names = {p.name for p in out.iterdir()}
     assert names == {f"{stem}.docx", f"{stem}-phu-luc.xlsx", f"{stem}-email.html", f"{stem}-email.txt",
                      f"{stem}-bieu-do.png"}
     text = docx_text((out / f"{stem}.docx").read_bytes())
-    assert "BÁO CÁO" in text and "3/5 đơn vị đã gửi báo cáo" in text
+    assert "BÁO CÁO" in text and "Đã nhận báo cáo của 3/5 phòng, đơn vị" in text
     rows, _ = xlsx_totals((out / f"{stem}-phu-luc.xlsx").read_bytes())
     hn = count_header(app.cfg.catalog["HN_TONG"])
     assert rows[WARD][hn] == sum(typed[u].values["HN_TONG"] for u in DEPTS[:3])
@@ -224,8 +224,8 @@ def test_word_report_opens_in_libreoffice_with_the_nd30_header(app, tmp_path):
         pytest.skip("LibreOffice (soffice) and pdftotext are needed")
     _, forms, typed = open_ward(app)
     for unit in DEPTS:
-        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 6, 3)))
-    consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 4)))
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
+    consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 1)))
     (mail,) = report_mails(app)
     docx_path = tmp_path / "report.docx"
     docx_path.write_bytes(attachments(mail)[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])
@@ -237,7 +237,7 @@ def test_word_report_opens_in_libreoffice_with_the_nd30_header(app, tmp_path):
     first = subprocess.run([pdftotext, "-f", "1", "-l", "1", "-layout", str(pdf), "-"], check=True,
                            capture_output=True, timeout=60).stdout.decode("utf-8")
     for line in ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc", "BÁO CÁO",
-                 "ỦY BAN NHÂN DÂN", "PHƯỜNG NHỊ CHIỂU", "/BC-UBND", "Nhị Chiểu, ngày 04 tháng 6 năm 2026"):
+                 "ỦY BAN NHÂN DÂN", "PHƯỜNG NHỊ CHIỂU", "/BC-UBND", "Nhị Chiểu, ngày 01 tháng 6 năm 2026"):
         assert line in first, line
 
 
@@ -369,7 +369,7 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     rows, sheets = xlsx_totals(files[f"BaoCao_{PERIOD}_T31_v1_PhuLuc.xlsx"][1])
     assert set(rows) == {"T31", *(u.code for u in h.children("T31"))}  # one row per child, then the total
     total = rows["T31"]
-    for ind in cfg.catalog.counts:
+    for ind in cfg.catalog_for("national").counts:  # the appendix words them as the cycle's plan does
         assert total[count_header(ind)] == fig["totals"][ind.code]
         assert rows["X10714"][count_header(ind)] == child_figs["X10714"]["totals"][ind.code]
     online_col = "Tỷ lệ hội nghị trực tuyến (%)"
@@ -390,10 +390,13 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
         assert f"{ind.label}: {number_vi(fig['totals'][ind.code])} {ind.unit}" in text, ind.code
     for d in fig["derived"].values():
         if d["kind"] == "ratio":
-            assert f"{d['label']} đạt {number_vi(d['value'], 1)} %" in text, d["label"]
-    assert f"Tỷ lệ hội nghị trực tuyến đạt {number_vi(online['value'], 1)} %" in text
-    assert f"{len(accepted)}/{len(leaves) - 1} đơn vị đã gửi báo cáo" in text
-    assert f"Đơn vị chưa gửi báo cáo: {h[missing].name}." in text
+            assert f"{d['label']} đạt {number_vi(d['value'], 1)}%" in text, d["label"]
+    assert f"Tỷ lệ hội nghị trực tuyến đạt {number_vi(online['value'], 1)}%" in text
+    # The city counts its direct children by kind (the exempted commune not expected); its leaves in brackets.
+    n_communes = sum(1 for c in h.children("T31") if c.level == "commune") - 1
+    assert (f"Đã nhận báo cáo của {n_communes - 1}/{n_communes} xã, phường, đặc khu và 2/2 sở, ngành" in text)
+    assert f"(tính đến từng cơ quan, đơn vị lập biểu: {len(accepted)}/{len(leaves) - 1} cơ quan, đơn vị đã gửi)" in text
+    assert f"Chưa gửi báo cáo (1/{n_communes} xã, phường, đặc khu): {h[missing].name}." in text
     assert "ỦY BAN NHÂN DÂN" in text and "THÀNH PHỐ HẢI PHÒNG" in text
 
     # --- the city's task table counts Nhị Chiểu's departments (task 1 is past its deadline, 10/5/2026)

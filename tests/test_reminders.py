@@ -467,18 +467,24 @@ def test_with_several_stages_of_a_kind_a_late_run_owes_only_the_latest(app):
 
 # ----------------------------------------------------------------------------- tasks of the appendix
 def test_overdue_notice_names_the_units_overdue_tasks(app):
+    """Seed 001 line 181, task 1: "... Phòng Văn hóa - Xã hội (VHXH)\tCác phòng, đơn vị\tKế hoạch triển khai\t
+    Trước 10/5/2026". 10/5/2026 is a Sunday: the notice shows the plan's words and the date that counts
+    (issue 19 point 4)."""
     cfg = runtime.config()
     db = runtime.database(cfg)
     import_appendix(db, cfg, cfg.directory / "appendices" / "nhi-chieu.txt", "nhi-chieu", 2026)
-    open_and_send_requests("2026-H1", "nhi-chieu")  # departments due Fri 05/6/2026
+    # Departments due Tue 02/6/2026: 3 working days before the ward's 05/6, the national plan's day for
+    # Hải Phòng's wards, earlier than KH 158's "trước ngày 10 tháng 6" (issue 19 point 2).
+    open_and_send_requests("2026-H1", "nhi-chieu")
     box = Mailbox(app)
-    assert date(2026, 6, 8) not in drive(box, date(2026, 6, 1), date(2026, 6, 7))
-    chase_on(date(2026, 6, 8))  # Mon: overdue-1
+    assert date(2026, 6, 3) not in drive(box, date(2026, 5, 27), date(2026, 6, 2))
+    chase_on(date(2026, 6, 3))  # Wed: overdue-1
     sent = {s.unit: s for s in box.new()}
     vhxh = sent["X10714-VHXH"]
     assert vhxh.row == overdue("X10714-VHXH")
     task1 = ("- Nhiệm vụ 1: Xây dựng, ban hành kế hoạch của UBND phường đảm bảo thực hiện các nhiệm vụ, "
-             "giải pháp tại Kế hoạch của UBND thành phố. (thời hạn: Trước 10/5/2026)")
+             "giải pháp tại Kế hoạch của UBND thành phố. (thời hạn: Trước 10/5/2026 "
+             "(ngày 10/5/2026 là Chủ nhật; hạn tính đến ngày 08/5/2026))")
     assert "Nhiệm vụ được giao đã quá thời hạn nhưng chưa báo cáo hoàn thành:" in vhxh.text
     assert task1 in vhxh.text.splitlines()
     assert "<li>Nhiệm vụ 1: Xây dựng, ban hành kế hoạch" in vhxh.html
@@ -494,9 +500,9 @@ def test_a_task_reported_done_is_not_mentioned_again(app):
     open_and_send_requests("2026-H1", "nhi-chieu")
     outcome = submit(app, "X10714-VHXH", at(date(2026, 6, 1), 9, 0), task_status={1: "done", 4: "in_progress"})
     assert outcome.status == "accepted", outcome.units[0].problems
-    open_and_send_requests("2026-Y", "nhi-chieu")  # departments due Mon 07/12/2026
+    open_and_send_requests("2026-Y", "nhi-chieu")  # departments due Tue 01/12/2026 (the ward: Fri 04/12)
     box = Mailbox(app)
-    chase_on(date(2026, 12, 8))  # overdue-1 of the year's report
+    chase_on(date(2026, 12, 2))  # overdue-1 of the year's report
     (vhxh,) = [s for s in box.new() if s.unit == "X10714-VHXH"]
     assert vhxh.row == overdue("X10714-VHXH") and vhxh.subject.startswith("[2026-Y] ")
     assert "- Nhiệm vụ 4: Ban hành văn bản về việc thực hiện kỷ luật" in vhxh.text  # due 30/6, still in progress

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import zipfile
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ import openpyxl
 import pandas as pd
 import pytest
 from docx import Document
-from docx.oxml.ns import qn
 
 from baocao.consolidation.aggregate import consolidate_tree
 from baocao.consolidation.charts import MAX_UNITS, chart_derived, chart_png, chart_units
@@ -36,91 +34,22 @@ from baocao.consolidation.report import (
     symbol_for,
 )
 from baocao.rules.formatting import parse_vi_int
-from baocao.rules.hierarchy import Hierarchy, Unit
-from baocao.rules.periods import Period
+from tests.support.reports import (
+    H1,
+    docx_paragraphs,
+    haiphong_context,
+    half_up,
+    small_context,
+)
 
-H1 = Period(2026, "H1")
-REPORT_DATE = date(2026, 6, 5)
-PLAN_NAME = "Kế hoạch số 144/KH-UBND ngày 21/4/2026 của UBND thành phố Hải Phòng"
 FIGURES_SHEET = "Số liệu theo đơn vị"
 HEADER_ROW, FIRST_ROW = 4, 6
-
-
-# ----------------------------------------------------------------------------- helpers
-def docx_paragraphs(data: bytes) -> list[str]:
-    """Every paragraph's text, those inside tables included (the ND 30 header is a table)."""
-    body = Document(io.BytesIO(data)).element.body
-    return ["".join(t.text or "" for t in p.iter(qn("w:t"))) for p in body.iter(qn("w:p"))]
-
-
-def half_up(value: float, places: int = 1) -> float:
-    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
-
-
-def small_tree(child_names: tuple[str, str, str] = ("Phường Một", "Xã Hai", "Xã Ba")) -> Hierarchy:
-    units = {"T31": Unit("T31", "Thành phố Hải Phòng", "province", None)}
-    for code, name in zip(("X1", "X2", "X3"), child_names, strict=True):
-        units[code] = Unit(code, name, "commune", "T31")
-    return Hierarchy(units=units, root_code="T31")
-
-
-def small_context(cfg, *, child_names=("Phường Một", "Xã Hai", "Xã Ba"), texts=None, **overrides) -> ReportContext:
-    """Hải Phòng with three communes; X3 did not report, X2 reported late.
-
-    Hand-computed: conferences 1.000 + 234 = 1.234 (last year 1.100 + 302 = 1.402, a cut of 11,98 %),
-    online 700 + 92 = 792 (64,18 %), procedures 90 + 95 of 100 + 100 (92,5 %).
-    """
-    h = small_tree(child_names)
-    special = {
-        "X1": {"HN_TONG": (1000, 1100), "HN_TRUC_TUYEN": (700, 600), "TTHC_TIEP_NHAN": (100, 90),
-               "TTHC_MOI_TRUONG_SO": (90, 80), "HN_VUOT_THOI_GIAN": (0, 1)},
-        "X2": {"HN_TONG": (234, 302), "HN_TRUC_TUYEN": (92, 50), "TTHC_TIEP_NHAN": (100, 90),
-               "TTHC_MOI_TRUONG_SO": (95, 80), "HN_VUOT_THOI_GIAN": (0, 0)},
-    }
-    rows = []
-    for unit, given in special.items():
-        for ind in cfg.catalog.counts:
-            now, before = given.get(ind.code, (5, 5))
-            rows.append({"unit_code": unit, "indicator": ind.code, "value": float(now), "previous_year": float(before)})
-    values = pd.DataFrame(rows)
-    requests = pd.DataFrame({"unit_code": ["X1", "X2", "X3"], "state": ["accepted", "accepted", "late"],
-                             "on_time": [True, False, None]})
-    figs = consolidate_tree("T31", h, cfg.catalog, values, requests, texts=texts, plan="national", period="2026-H1")
-    return report_context(figs, "T31", h, cfg.catalog, H1, PLAN_NAME, REPORT_DATE, **overrides)
 
 
 @pytest.fixture(scope="module")
 def haiphong(cfg) -> ReportContext:
     """Hải Phòng's real tree (114 communes, departments under two of them) with random figures."""
-    h, cat = cfg.hierarchy, cfg.catalog
-    leaves = [u.code for u in h.leaves("T31")]
-    rng = np.random.default_rng(31)
-    rows = []
-    for unit in leaves[4:]:  # the first four did not report
-        total = int(rng.integers(20, 400))
-        for ind in cat.counts:
-            value = int(rng.integers(0, 300))
-            rows.append({"unit_code": unit, "indicator": ind.code, "value": float(value),
-                         "previous_year": float(rng.integers(0, 300))})
-        rows[-len(cat.counts):] = [
-            {**r, "value": float(total)} if r["indicator"] == "HN_TONG" else r for r in rows[-len(cat.counts):]
-        ]
-    values = pd.DataFrame(rows)
-    values.loc[(values["indicator"] == "HN_TRUC_TUYEN"), "value"] = (
-        values.loc[values["indicator"] == "HN_TRUC_TUYEN", "value"] % 150
-    )
-    requests = pd.DataFrame({"unit_code": leaves, "state": ["late"] * 4 + ["accepted"] * (len(leaves) - 4),
-                             "on_time": [None] * 4 + [bool(x) for x in rng.random(len(leaves) - 4) < 0.8]})
-    texts = pd.DataFrame([
-        {"unit_code": leaves[10], "indicator": "KIEN_NGHI", "text": "Đề nghị thành phố bổ sung kinh phí số hóa."},
-        {"unit_code": leaves[11], "indicator": "KIEN_NGHI", "text": "đề nghị thành phố bổ sung kinh phí số hóa"},
-        {"unit_code": leaves[12], "indicator": "HAN_CHE", "text": "Hạ tầng mạng còn yếu."},
-    ])
-    figs = consolidate_tree("T31", h, cat, values, requests, texts=texts, plan="nhi-chieu", period="2026-H1")
-    tasks = [{"number": 1, "content": "Quán triệt Kết luận 226-KL/TW", "done": 80, "in_progress": 30,
-              "not_started": 9, "overdue": 2, "overdue_units": ["Phường Nhị Chiểu", "Xã Tứ Kỳ"]}]
-    return report_context(figs, "T31", h, cat, H1, PLAN_NAME, REPORT_DATE, tasks=tasks,
-                          signer_name="Nguyễn Văn A")
+    return haiphong_context(cfg)
 
 
 # ----------------------------------------------------------------------------- who issues it
@@ -152,17 +81,16 @@ def test_docx_has_the_nd30_parts_and_the_hand_computed_sentences(cfg):
         assert line in paragraphs, line
     assert any(p.startswith("Số:") and p.endswith("/BC-UBND") for p in paragraphs)
     assert "Kết quả thực hiện Kết luận số 226-KL/TW" in text and "6 tháng đầu năm 2026" in text
-    assert "- Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0 % so với cùng kỳ)." in paragraphs
-    assert "- Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %." in paragraphs
-    assert "- Tỷ lệ giảm số lượng hội nghị so với cùng kỳ đạt 12,0 %, vượt chỉ tiêu 10 %." in paragraphs
-    assert ("- Tỷ lệ hồ sơ thủ tục hành chính xử lý trên môi trường số đạt 92,5 %, chưa đạt chỉ tiêu 95 %."
+    assert "- Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0% so với cùng kỳ)." in paragraphs
+    assert "- Tỷ lệ hội nghị trực tuyến đạt 64,2%, vượt chỉ tiêu (≥ 60%)." in paragraphs
+    assert "- Tỷ lệ giảm số lượng hội nghị so với cùng kỳ đạt 12,0%, vượt chỉ tiêu (≥ 10%)." in paragraphs
+    assert ("- Tỷ lệ hồ sơ thủ tục hành chính xử lý trên môi trường số đạt 92,5%, chưa đạt chỉ tiêu (≥ 95%)."
             in paragraphs)
-    assert ("- Số hội nghị, cuộc họp vượt thời gian quy định: 0 cuộc, đạt yêu cầu (không quá 0 cuộc)."
+    assert "- Số hội nghị, cuộc họp vượt thời gian quy định: không có cuộc nào, đạt yêu cầu." in paragraphs
+    assert ("Tình hình tổng hợp báo cáo: Đã nhận báo cáo của 2/3 xã, phường; gửi đúng hạn: 1/3 xã, phường."
             in paragraphs)
-    assert ("Tình hình tổng hợp báo cáo: 2/3 đơn vị đã gửi báo cáo (66,7 %), 1/3 đơn vị gửi đúng hạn (33,3 %)."
-            in paragraphs)
-    assert "- Đơn vị chưa gửi báo cáo: Xã Ba." in paragraphs
-    assert "- Đơn vị gửi báo cáo trễ hạn: Xã Hai." in paragraphs
+    assert "- Chưa gửi báo cáo (1/3 xã, phường): Xã Ba." in paragraphs
+    assert "- Gửi báo cáo trễ hạn (1/3 xã, phường): Xã Hai." in paragraphs
     assert paragraphs[paragraphs.index("Nơi nhận:") + 1] == "- Lưu: VT."  # the root has no parent to tell
     assert "ĐÍNH CHÍNH" not in paragraphs
     assert not any("{{" in p or "{%" in p for p in paragraphs)
@@ -171,8 +99,8 @@ def test_docx_has_the_nd30_parts_and_the_hand_computed_sentences(cfg):
 def test_children_meeting_a_target_are_named(cfg):
     paragraphs = docx_paragraphs(render_docx(small_context(cfg)))
     # online: Phường Một 700/1.000 = 70 % (met), Xã Hai 92/234 = 39,3 % (missed)
-    online = paragraphs.index("- Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %.")
-    assert paragraphs[online + 1] == "- Có 1/2 đơn vị đạt chỉ tiêu; chưa đạt: Xã Hai."
+    online = paragraphs.index("- Tỷ lệ hội nghị trực tuyến đạt 64,2%, vượt chỉ tiêu (≥ 60%).")
+    assert paragraphs[online + 1] == "- Có 1/3 xã, phường đạt chỉ tiêu; chưa đạt: Xã Hai; 1/3 xã, phường chưa có số liệu."
 
 
 def test_correction_is_marked_and_recipients_end_with_the_archive(cfg):
@@ -211,10 +139,12 @@ def _docx_number(paragraphs: list[str], label: str, kind: str) -> float | None:
             m = re.match(r": ([\d.]+) ", rest)
             return float(parse_vi_int(m.group(1))) if m else None
         if kind == "max" and rest.startswith(": "):
+            if rest.startswith(": không có"):
+                return 0.0
             m = re.match(r": ([\d.]+)", rest)
             return float(parse_vi_int(m.group(1))) if m else None
         if kind in ("ratio", "cut"):
-            m = re.match(r" đạt (-?[\d.]+,\d) %", rest) or re.match(r": không giảm mà tăng ([\d.]+,\d) %", rest)
+            m = re.match(r" đạt (-?[\d.]+,\d)%", rest) or re.match(r": không giảm mà tăng ([\d.]+,\d)%", rest)
             if m:
                 number = float(m.group(1).replace(".", "").replace(",", "."))
                 return -number if "không giảm" in rest else number
@@ -282,12 +212,22 @@ def test_xlsx_sheets_and_conditional_formatting(haiphong):
                                           "Phường Nhị Chiểu; Xã Tứ Kỳ"]
 
 
-def test_units_words_are_deduplicated_and_prefixed(haiphong):
+def test_units_proposals_are_said_once_in_an_annex_for_the_city_not_as_its_own(haiphong):
+    """Two communes propose the same thing to the city: one point, 2 of 114, in the annex addressed to the
+    city; the city's own section IV keeps only its placeholder and a pointer to the annex."""
     text = report_text(haiphong)
-    proposals = text.sections["proposals"][0]["lines"]
-    assert len(proposals) == 1  # the same proposal from two units is said once, by both
     names = [haiphong.hierarchy[u["unit"]].name for u in haiphong.figures.texts["KIEN_NGHI"]]
-    assert proposals[0] == f"{names[0]}, {names[1]}: Đề nghị thành phố bổ sung kinh phí số hóa."
+    assert [(g["text"], g["count"], g["names"]) for g in text.proposals] == [
+        ("Đề nghị thành phố bổ sung kinh phí số hóa", "2/114 xã, phường, đặc khu", f"{names[0]}, {names[1]}")]
+    assert "proposals" not in text.sections and text.annexes["proposals"] == "IV"
+    paragraphs = docx_paragraphs(render_docx(haiphong))
+    four = paragraphs.index("IV. KIẾN NGHỊ, ĐỀ XUẤT")
+    assert paragraphs[four + 1] == "[Kiến nghị, đề xuất của đơn vị (nếu có): …]"
+    assert paragraphs[four + 2] == ("Kiến nghị, đề xuất của các đơn vị gửi UBND thành phố Hải Phòng được tổng hợp "
+                                    "tại Phụ lục IV để xem xét, giải quyết theo thẩm quyền.")
+    assert "KIẾN NGHỊ, ĐỀ XUẤT CỦA CÁC ĐƠN VỊ GỬI UBND THÀNH PHỐ HẢI PHÒNG" in paragraphs
+    assert (f"1. Đề nghị thành phố bổ sung kinh phí số hóa (2/114 xã, phường, đặc khu: {names[0]}, {names[1]})"
+            in paragraphs)
 
 
 # ----------------------------------------------------------------------------- untrusted text
@@ -324,16 +264,16 @@ def test_html_email_escapes_units_text(cfg):
 
 def test_docx_keeps_units_markup_as_text(cfg):
     paragraphs = docx_paragraphs(render_docx(evil_context(cfg)))
-    assert "- Phường Một: <script>alert('x')</script> & <b>đậm</b>" in paragraphs
+    assert "5. <script>alert('x')</script> & <b>đậm</b> (1/3 xã, phường: Phường Một)" in paragraphs
 
 
 # ----------------------------------------------------------------------------- email, chart, files
 def test_email_says_what_the_report_says(cfg):
     ctx = small_context(cfg)
     plain, html, _ = render_email(ctx)
-    for sentence in ("Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %.",
-                     "2/3 đơn vị đã gửi báo cáo (66,7 %), 1/3 đơn vị gửi đúng hạn (33,3 %).",
-                     "Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0 % so với cùng kỳ)."):
+    for sentence in ("Tỷ lệ hội nghị trực tuyến đạt 64,2%, vượt chỉ tiêu (≥ 60%).",
+                     "Đã nhận báo cáo của 2/3 xã, phường; gửi đúng hạn: 1/3 xã, phường.",
+                     "Tổng số hội nghị, cuộc họp đã tổ chức: 1.234 cuộc (giảm 12,0% so với cùng kỳ)."):
         assert sentence in plain and sentence in html
     assert "Ủy ban nhân dân thành phố Hải Phòng gửi báo cáo kết quả thực hiện Kết luận số 226-KL/TW" in plain
     assert ">Chưa đạt<" in html and ">Đạt<" in html
@@ -350,8 +290,15 @@ def test_chart_takes_the_ratios_with_targets_and_caps_the_units(haiphong, cfg):
     assert codes == ratios_with_target and "TL_KY_NANG_SO" not in codes  # a Huế-only target
     shown, total = chart_units(haiphong, codes)
     assert total == len(haiphong.figures.children) > MAX_UNITS and len(shown) == MAX_UNITS
-    order = haiphong.figures.children
-    assert [f.unit for f in shown] == sorted((f.unit for f in shown), key=order.index)
+    # worst first, computed here from the figures: most targets missed, then the furthest below them
+    def badness(f) -> tuple[int, float]:  # noqa: ANN001
+        missed = [c for c in codes if f.derived[c]["met"] is False and f.derived[c]["value"] is not None]
+        return len(missed), sum(abs(f.derived[c]["value"] - f.derived[c]["target"]) for c in missed)
+
+    keys = [badness(f) for f in shown]
+    assert keys == sorted(keys, reverse=True) and keys[0] > keys[-1]
+    left_out = [badness(f) for c, f in haiphong.child_figures.items() if c not in {s.unit for s in shown}]
+    assert min(keys) >= max(left_out)
     data = chart_png(haiphong)
     width, height = _png_size(data)
     assert data.startswith(b"\x89PNG") and width < 1400 and height < 1000 and len(data) < 300_000
@@ -398,7 +345,6 @@ def test_chart_bars_are_drawn_in_the_colour_of_each_unit_s_result(haiphong):
     bar must be there, blue for the consolidated figure, green for a target met, red for one missed."""
     import io
 
-    import numpy as np
     from PIL import Image
 
     from baocao.consolidation.charts import BLUE, GREEN, RED

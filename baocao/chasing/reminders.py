@@ -35,6 +35,7 @@ from baocao.store.db import (
 )
 from baocao.store.queries import CycleInfo, audit
 from baocao.store.states import DONE, TO_REDO
+from baocao.tasks.deadlines import deadline_label_vi, task_deadline
 
 
 @dataclass
@@ -115,23 +116,48 @@ def plan_actions(cfg: Config, plan: Plan, cycle: CycleInfo, requests: Sequence[R
     return [a for a in actions if a.key not in sent_keys]
 
 
-def overdue_tasks(db: Database, units: Sequence[str], today: date) -> dict[str, list[Task]]:
-    """Tasks assigned to each unit whose deadline has passed and which its latest report does not mark done."""
-    out: dict[str, list[Task]] = {}
+@dataclass(frozen=True)
+class OverdueTask:
+    """A task as an overdue notice lists it; ``deadline_text`` is the plan's words with the date that counts."""
+
+    number: int
+    content: str
+    deadline_text: str
+
+
+def overdue_tasks(db: Database, cfg: Config, units: Sequence[str], period: Period,
+                  today: date) -> dict[str, list[OverdueTask]]:
+    """Tasks assigned to each unit whose deadline has passed and which its latest report does not mark done.
+
+    The deadline is the one that counts (moved off a non-working day by the task's plan's rule), and a
+    periodic task's is this period's; a periodic task is done only when this period's report says so.
+    """
+    out: dict[str, list[OverdueTask]] = {}
     with db.session() as s:
         rows = s.execute(select(TaskAssignment.unit_code, Task).join(Task, Task.id == TaskAssignment.task_id)
                          .where(TaskAssignment.unit_code.in_(list(units)),
-                                Task.due_date.is_not(None), Task.due_date < today))
-        pairs = list(rows)
+                                Task.due_date.is_not(None) | (Task.recurrence == "periodic"))
+                         .order_by(Task.number))
+        pairs = []
+        for unit, task in rows:
+            rule = cfg.plan(task.plan).nonworking
+            deadline = task_deadline(task.due, period, cfg.calendar, rule)
+            if deadline is not None and deadline.effective < today:
+                label = deadline_label_vi(task.due, period, cfg.calendar, rule)
+                pairs.append((unit, task.id, task.recurrence == "periodic",
+                              OverdueTask(task.number, task.content, label)))
         if not pairs:
             return out
-        done = set(s.execute(
-            select(Submission.unit_code, TaskReport.task_id).join(Submission, Submission.id == TaskReport.submission_id)
+        done = {(u, t, p) for u, t, p in s.execute(
+            select(Submission.unit_code, TaskReport.task_id, Submission.period)
+            .join(Submission, Submission.id == TaskReport.submission_id)
             .where(Submission.status == "accepted", TaskReport.status == "done",
-                   Submission.unit_code.in_(list(units)))).tuples())
-        for unit, task in pairs:
-            if (unit, task.id) not in done:
-                out.setdefault(unit, []).append(task)
+                   Submission.unit_code.in_(list(units)))).tuples()}
+        done_ever = {(u, t) for u, t, _ in done}
+        for unit, task_id, periodic, line in pairs:
+            if ((unit, task_id, period.code) in done) if periodic else ((unit, task_id) in done_ever):
+                continue
+            out.setdefault(unit, []).append(line)
     return out
 
 
@@ -151,7 +177,7 @@ def chase_cycle(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *,
     if dry_run or not actions:
         return actions
     by_unit = {r.unit_code: r for r in requests}
-    tasks = overdue_tasks(db, [a.unit for a in actions if a.kind != Kind.ESCALATION], today)
+    tasks = overdue_tasks(db, cfg, [a.unit for a in actions if a.kind != Kind.ESCALATION], period, today)
     h = cfg.hierarchy
     for a in actions:
         unit = h[a.unit]

@@ -7,9 +7,11 @@ last year) and caps (a count) read better as sentences. Nothing is named here: t
 the catalogue, so a new ratio with a target appears in the chart by itself.
 
 One panel per ratio, one bar per direct child (green when the target is met, red when missed, no bar
-when the unit has no figure), the consolidated figure on top, and the target as a dashed line. A
-province has a hundred communes: above :data:`MAX_UNITS` children, the chart shows those with the
-most targets missed, and says so.
+when the unit has no figure), the consolidated figure on top, and the target as a dashed line. The
+children are ordered worst first (most targets missed, then the furthest below them), so the units to
+chase are read first; a province has a hundred communes: above :data:`MAX_UNITS` children, the chart
+shows the worst ones, and says so. A value's label never sits on the target line: a label that would
+cross it is written just past it.
 
 Matplotlib's object API with the Agg canvas (no pyplot, no display, safe in worker threads).
 """
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from baocao.consolidation.aggregate import Figures
     from baocao.consolidation.report import ReportContext
 
-__all__ = ["MAX_UNITS", "chart_derived", "chart_png", "chart_units"]
+__all__ = ["MAX_UNITS", "chart_derived", "chart_figure", "chart_png", "chart_units", "label_x", "shortfall"]
 
 MAX_UNITS = 24
 """Children shown at most: beyond that the bars are unreadable in an email."""
@@ -47,18 +49,39 @@ def chart_derived(figures: Figures) -> list[str]:
     return [code for code, e in figures.derived.items() if e["kind"] == "ratio" and e["has_target"]]
 
 
+def shortfall(figures: Figures, codes: list[str]) -> tuple[int, float]:
+    """(targets missed, how far below them in all, in percentage points) of one unit, from its figures."""
+    missed, gap = 0, 0.0
+    for code in codes:
+        e = figures.derived[code]
+        if e["met"] is False and e["value"] is not None:
+            missed += 1
+            gap += abs(float(e["value"]) - float(e["target"]))
+    return missed, gap
+
+
 def chart_units(ctx: ReportContext, codes: list[str]) -> tuple[list[Figures], int]:
-    """The children drawn (in the tree's order) and how many children there are in all."""
+    """The children drawn, worst first (ties in the tree's order), and how many children there are in all."""
     children = [ctx.child_figures[c] for c in ctx.figures.children if c in ctx.child_figures]
-    if len(children) <= MAX_UNITS:
-        return children, len(children)
     position = {f.unit: i for i, f in enumerate(children)}
 
-    def missed(f: Figures) -> int:
-        return sum(1 for code in codes if f.derived[code]["met"] is False)
+    def worst_first(f: Figures) -> tuple[int, float, int]:
+        missed, gap = shortfall(f, codes)
+        return -missed, -gap, position[f.unit]
 
-    worst = sorted(children, key=lambda f: (-missed(f), position[f.unit]))[:MAX_UNITS]
-    return sorted(worst, key=lambda f: position[f.unit]), len(children)
+    return sorted(children, key=worst_first)[:MAX_UNITS], len(children)
+
+
+def label_x(value: float, target: float, top: float, width: float) -> float:
+    """Where a value's label starts: just after its bar, or just past the target line when it would cross it.
+
+    ``width`` is the label's width in data units; the gap is 1 % of the axis either side of the line.
+    """
+    pad = top * 0.01
+    start = value + pad
+    if start - pad < target + pad and start + width > target - pad:
+        return max(start, target + pad)
+    return start
 
 
 def _short(name: str, width: int = 30) -> str:
@@ -75,16 +98,27 @@ def _png(fig: Figure) -> bytes:
 
 def chart_png(ctx: ReportContext) -> bytes:
     """A small PNG: the consolidated figure and each child's, per ratio with a target."""
+    return _png(chart_figure(ctx))
+
+
+LABEL_PT = 7
+CHAR_IN = 0.58 * LABEL_PT / 72  # a digit's advance in DejaVu Sans, in inches
+
+
+def chart_figure(ctx: ReportContext) -> Figure:
+    """The chart as a Matplotlib figure (not drawn yet)."""
     codes = chart_derived(ctx.figures)
     if not codes:
         fig = Figure(figsize=(6, 1.2))
         fig.text(0.5, 0.5, "Không có chỉ tiêu tỷ lệ để so sánh.", ha="center", va="center", fontsize=11)
-        return _png(fig)
+        return fig
     children, n_children = chart_units(ctx, codes)
     rows = [ctx.figures, *children]
     labels = [_short(f"{ctx.figures.name} (tổng hợp)")] + [_short(f.name) for f in children]
     height = 1.5 + 0.26 * len(rows)
-    fig = Figure(figsize=(2.2 + 2.5 * len(codes), height))
+    fig_width = 2.2 + 2.5 * len(codes)
+    fig = Figure(figsize=(fig_width, height))
+    axes_in = (fig_width - LABELS_IN - 0.45) / (len(codes) + 0.18 * (len(codes) - 1))
     # Not sharey: shared axes each make (and draw) a tick per unit, a third of the chart's time; the
     # names are plain texts beside the first panel instead, and no panel has y ticks.
     axes = fig.subplots(1, len(codes), squeeze=False)[0]
@@ -108,7 +142,9 @@ def chart_png(ctx: ReportContext) -> bytes:
         ax.set_xlim(0, top)
         for yi, v in zip(y, values, strict=True):
             shown = "—" if v is None else number_vi(float(v), 1)
-            ax.text((v or 0) + top * 0.01, yi, shown, va="center", fontsize=7)
+            width = (len(shown) + 0.5) * CHAR_IN / axes_in * top
+            ax.text(label_x(v or 0, float(entry["target"]), top, width), yi, shown, va="center",
+                    fontsize=LABEL_PT)
         ax.axvline(entry["target"], color="#333333", linestyle="--", linewidth=1)
         op = "≥" if entry["op"] == ">=" else "≤"
         title = textwrap.fill(entry["label"], 26) + f"\n(chỉ tiêu {op} {number_vi(float(entry['target']), 0)} %)"
@@ -128,4 +164,4 @@ def chart_png(ctx: ReportContext) -> bytes:
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=LABELS_IN / width, right=1 - 0.45 / width, bottom=0.45 / height,
                         top=1 - TITLES_IN / height, wspace=0.18)
-    return _png(fig)
+    return fig

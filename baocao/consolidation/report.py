@@ -19,19 +19,23 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from baocao.consolidation.aggregate import Figures
+from baocao.consolidation.children import categories, child_statuses, direct_child, tally
+from baocao.consolidation.docx_appendix import figures_appendix_xml
+from baocao.consolidation.narrative import TextGroup, group_texts
 from baocao.paths import TEMPLATES_DIR
 from baocao.rules.catalog import Catalog, Indicator
-from baocao.rules.formatting import number_vi, place_date_vi
+from baocao.rules.formatting import date_vi, number_vi, place_date_vi, verdict_percent_vi
 from baocao.rules.hierarchy import Hierarchy, Unit
 from baocao.rules.periods import Period
 
@@ -42,8 +46,10 @@ __all__ = [
     "ReportText",
     "default_recipients",
     "email_subject",
+    "archive_line",
     "issuer_lines_for",
     "place_for",
+    "recipients_for",
     "render_all",
     "render_docx",
     "render_email",
@@ -58,8 +64,9 @@ DOCX_TEMPLATE = TEMPLATES_DIR / "report.docx"
 
 MAX_NAMES = 10
 """Unit names listed in one sentence before "... và N đơn vị khác": a sentence stays readable."""
-MAX_TEXTS = 15
-"""Units' comments per indicator in the report body; the workbook keeps all of them."""
+MAX_GROUPS = 5
+"""Points per narrative indicator stated in the report body (the largest groups of units' words,
+:mod:`baocao.consolidation.narrative`); all of them, with the units' names, are in the appendix."""
 MAX_TEXT_CHARS = 600
 """A longer comment is cut in the body (the workbook keeps it whole)."""
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -88,6 +95,10 @@ class ReportContext:
     correction_of: int | None = None
     tasks: list[dict] | None = None
     symbol: str = "BC-UBND"
+    basis: tuple[str, ...] = ()
+    """The documents the report carries out ("Thực hiện ..."): Plan.basis_for; empty: the plan's name."""
+    cutoff: tuple[date, date] | None = None
+    """The data window of the period (ND 09/2019: WorkCalendar.cutoff_window); None: not stated."""
 
     @property
     def unit(self) -> Unit:
@@ -223,11 +234,40 @@ def _short_name(unit: Unit) -> str:
     return _nfc(unit.name)
 
 
+def archive_line(unit: Unit, hierarchy: Hierarchy) -> str:
+    """ "- Lưu: VT, SNV.": the records office and the department that drafted the report (ND 30/2020).
+
+    The drafting department is the unit's child department marked ``drafts = true`` in config/hierarchy.toml,
+    abbreviated by the last part of its code (T31-SNV -> SNV), as offices write it.
+    """
+    drafting = [child.code.rsplit("-", 1)[-1] for child in hierarchy.children(unit.code) if child.drafts]
+    return "- Lưu: VT" + "".join(f", {d}" for d in drafting) + "."
+
+
+def recipients_for(plan_recipients: Iterable[str], unit: Unit, hierarchy: Hierarchy,
+                   extra_emails: Iterable[str] = ()) -> tuple[str, ...]:
+    """Nơi nhận: the bodies the report is actually mailed to, by name, then the archive line.
+
+    ``plan_recipients`` are the plan's ``[report] recipients`` ("parent:head", "unit:T46-SNV"); the parent's
+    coordinator and head are one body. ``self:`` copies and addresses outside the hierarchy are not bodies
+    that receive the document (the unit keeps its copy under "Lưu").
+    """
+    bodies: list[Unit] = []
+    for entry in plan_recipients:
+        role, _, target = entry.partition(":")
+        body = hierarchy.parent(unit.code) if role == "parent" else (
+            hierarchy[target] if role == "unit" and target in hierarchy else None)
+        if body is not None and body not in bodies:
+            bodies.append(body)
+    wanted = set(extra_emails)
+    if wanted:
+        bodies += [u for u in hierarchy.units.values() if wanted & set(u.all_emails) and u not in bodies]
+    return (*(f"- {_short_name(b)} (b/c);" for b in bodies), archive_line(unit, hierarchy))
+
+
 def default_recipients(unit: Unit, hierarchy: Hierarchy) -> tuple[str, ...]:
-    """Nơi nhận: the body reported to (b/c), then the archive."""
-    parent = hierarchy.parent(unit.code)
-    lines = [f"- {_short_name(parent)} (b/c);"] if parent is not None else []
-    return (*lines, "- Lưu: VT.")
+    """Nơi nhận when no plan says otherwise: the body reported to (b/c), then the archive."""
+    return recipients_for(("parent:coordinator", "parent:head"), unit, hierarchy)
 
 
 def _recipients(ctx: ReportContext) -> list[str]:
@@ -235,7 +275,7 @@ def _recipients(ctx: ReportContext) -> list[str]:
     lines = [_clean(r) for r in (ctx.recipients or default_recipients(ctx.unit, ctx.hierarchy)) if _clean(r)]
     lines = [line if line.startswith("-") else f"- {line}" for line in lines]
     if not lines or not lines[-1].startswith(LUU):
-        lines = [line for line in lines if not line.startswith(LUU)] + ["- Lưu: VT."]
+        lines = [line for line in lines if not line.startswith(LUU)] + [archive_line(ctx.unit, ctx.hierarchy)]
     return lines
 
 
@@ -264,6 +304,7 @@ def report_context(
         "place": place_for(unit, hierarchy),
         "issuer_lines": issuer_lines_for(unit, hierarchy),
         "signer_title": signer_title_for(unit, hierarchy),
+        "signer_name": unit.head_name,
         "recipients": default_recipients(unit, hierarchy),
         "symbol": symbol_for(unit, hierarchy),
     }
@@ -287,11 +328,16 @@ def _r1(value: float) -> float:
 
 
 def _pct(value: float) -> str:
-    return f"{number_vi(float(value), 1)} %"
+    return f"{number_vi(float(value), 1)}%"
 
 
 def _tpct(target: float) -> str:
-    return f"{number_vi(float(target), 0 if float(target).is_integer() else 1)} %"
+    return f"{number_vi(float(target), 0 if float(target).is_integer() else 1)}%"
+
+
+def _printed(text: str) -> float:
+    """The number a reader sees in "1.234,56%" (the wording compares the printed figure with the target)."""
+    return float(text.rstrip("%").replace(".", "").replace(",", "."))
 
 
 def _num(value: float) -> str:
@@ -307,7 +353,7 @@ def _env(autoescape: bool) -> Environment:
         lstrip_blocks=True,
         auto_reload=False,  # templates ship with the code: no stat() per sentence
     )
-    env.filters.update(num=_num, pct=_pct, tpct=_tpct, r1=_r1)
+    env.filters.update(num=_num, pct=_pct, tpct=_tpct, r1=_r1, vpct=verdict_percent_vi, dvi=date_vi)
     return env
 
 
@@ -336,6 +382,7 @@ class ReportText:
 
     summary: str
     intro: str
+    data_period: str
     subject: str
     unit_name: str
     period_label: str
@@ -346,6 +393,14 @@ class ReportText:
     derived_rows: list[dict[str, Any]]
     shortcomings_auto: list[str]
     sections: dict[str, list[dict[str, Any]]]
+    """Per section (results, shortcomings, next_steps): [{label, lines}], the largest points only."""
+    opinions: list[dict[str, Any]]
+    """The appendix of the units' words: [{label, groups: [{text, units, names}]}], every point."""
+    proposals: list[dict[str, Any]]
+    """The children's proposals to this unit (an annex for it, not its own to the parent): [{text, units, names}]."""
+    proposals_to: str
+    annexes: dict[str, str]
+    """The Roman numeral of each appendix present: {"figures": "I", "tasks": "II", "opinions": ..., "proposals": ...}."""
     tasks_summary: str | None
     tasks: list[dict[str, Any]]
     recipients: list[str]
@@ -372,16 +427,28 @@ def _derived_unit(catalog: Catalog, code: str) -> str:
 
 
 def derived_sentence(figures: Figures, catalog: Catalog, code: str) -> str:
-    """ "Tỷ lệ hội nghị trực tuyến đạt 64,2 %, vượt chỉ tiêu 60 %." """
+    """ "Tỷ lệ hội nghị trực tuyến đạt 64,2%, vượt chỉ tiêu (≥ 60%)."
+
+    The verdict is the figure's own (``met``), and the figure is printed with the digits that show it
+    (99,95% is not "100,0%, chưa đạt"): :func:`baocao.rules.formatting.verdict_percent_vi`.
+    """
     e = figures.derived[code]
+    shown = _value_text(e).lstrip("-")  # a negative cut is said "không giảm mà tăng 5,0%"
+    number = None if e["value"] is None else _printed(shown)
     return _say("derived_sentence", _clean(e["label"]), e["kind"], e["value"], e["target"], e["op"], e["met"],
-                e["has_target"], _derived_unit(catalog, code))
+                e["has_target"], _derived_unit(catalog, code), shown, number)
 
 
 def _value_text(entry: dict[str, Any]) -> str:
+    """A derived figure as printed everywhere in the report: a count, or a percentage with deciding digits."""
     if entry["value"] is None:
         return "—"
-    return _num(entry["value"]) if entry["kind"] == "max" else _pct(entry["value"])
+    if entry["kind"] == "max":
+        return _num(entry["value"])
+    value = float(entry["value"])
+    if entry["kind"] == "cut" and _r1(value) < 0:
+        return verdict_percent_vi(value)  # "-5,0%" in a table: an increase, not a cut
+    return verdict_percent_vi(value, entry["target"] if entry.get("has_target") else None, entry["op"])
 
 
 def _groups(ctx: ReportContext) -> list[dict[str, Any]]:
@@ -402,8 +469,7 @@ def _groups(ctx: ReportContext) -> list[dict[str, Any]]:
             sentences.append(derived_sentence(f, catalog, d.code))
             e = f.derived[d.code]
             if e["has_target"] and f.children:
-                names, more = _capped(_names(ctx, e["children_missed"]))
-                line = _say("children_sentence", e["n_children_met"], e["n_children_missed"], names, more)
+                line = _children_sentence(ctx, e)
                 if line:
                     sentences.append(line)
         if sentences:
@@ -411,36 +477,135 @@ def _groups(ctx: ReportContext) -> list[dict[str, Any]]:
     return groups
 
 
-def _text_key(text: str) -> str:
-    return _SPACE.sub(" ", text.casefold()).strip(" .;")
+def _children_sentence(ctx: ReportContext, e: dict[str, Any]) -> str:
+    """ "Có 50/112 xã, phường, đặc khu và 1/2 sở, ngành đạt chỉ tiêu; chưa đạt: ...": each count of its kind."""
+    h, unit = ctx.hierarchy, ctx.figures.unit
+    met, missed = e["children_met"], e["children_missed"]
+    if not met and not missed:
+        return ""
+    parts = [(n, total, noun) for n, total, noun in _all_kinds(met, unit, h)]
+    no_data = [c for c in ctx.figures.children if c not in set(met) | set(missed)]
+    names, more = _capped(_names(ctx, missed))
+    return _say("children_sentence", parts, names, more, tally(no_data, unit, h))
 
 
-def _unit_texts(entries: list[dict[str, str]]) -> list[str]:
-    """Units' answers prefixed by who wrote them; the same text from several units is said once."""
-    merged: dict[str, tuple[list[str], str]] = {}
+def _all_kinds(codes: Iterable[str], unit: str, hierarchy: Hierarchy) -> list[tuple[int, int, str]]:
+    """(n, of, noun) for every kind of the unit's children, zeros included ("0/2 sở, ngành")."""
+    wanted = set(codes)
+    return [(sum(1 for c in members if c in wanted), len(members), noun)
+            for noun, members in categories(unit, hierarchy).values()]
+
+
+def _completeness(ctx: ReportContext) -> list[str]:
+    """The completeness sentence and who is missing, partly in or late: the unit's direct children by kind."""
+    f, h = ctx.figures, ctx.hierarchy
+    if not f.children:
+        c = f.completeness
+        return [_say("completeness_leaf", c["accepted"], c["expected"])]
+    statuses = child_statuses(f, ctx.child_figures, h)
+    counted = [s for s in statuses if s.state != "exempt"]
+    sent = [s.code for s in counted if s.state == "sent"]
+    on_time = [s.code for s in counted if s.state == "sent" and s.on_time]
+    kinds = categories(f.unit, h)
+    expected = {cat: [c for c in members if c in {s.code for s in counted}] for cat, (_, members) in kinds.items()}
+    sent_parts = [(n, total, noun) for n, total, noun in
+                  ((sum(1 for c in expected[cat] if c in set(sent)), len(expected[cat]), noun)
+                   for cat, (noun, _) in kinds.items()) if total]
+    on_time_parts = [(sum(1 for c in expected[cat] if c in set(on_time)), len(expected[cat]), noun)
+                     for cat, (noun, _) in kinds.items() if expected[cat]]
+    deeper = any(ctx.child_figures.get(c) is not None and ctx.child_figures[c].children for c in f.children)
+    c = f.completeness
+    forms = (c["accepted"], c["expected"]) if deeper else None
+    exempt = [(n, None, noun) for n, _, noun in tally([s.code for s in statuses if s.state == "exempt"], f.unit, h)]
+    lines = [_say("completeness_sentence", sent_parts, on_time_parts, forms, exempt)]
+    missing = [s.code for s in counted if s.state == "missing"]
+    if missing:
+        lines.append(_say("missing_sentence", tally(missing, f.unit, h, of=expected),
+                          *_capped(_names(ctx, missing))))
+    partial = [s for s in counted if s.state == "partial"]
+    if partial:
+        lines.append(_say("partial_sentence", [(_clean(s.name), s.received, s.expected) for s in partial]))
+    late = [s.code for s in counted if s.state in ("sent", "partial") and not s.on_time]
+    if late:
+        lines.append(_say("late_sentence", tally(late, f.unit, h, of=expected), *_capped(_names(ctx, late))))
+    return lines
+
+
+def _texts_by_child(ctx: ReportContext, entries: list[dict[str, str]]) -> dict[str, list[str]]:
+    """The words of the units below, by the direct child they come from: a ward's departments speak as the ward."""
+    out: dict[str, list[str]] = {}
     for entry in entries:
-        text = _clean(entry["text"])
+        text = _clean_lines(entry["text"])
         if not text:
             continue
-        if len(text) > MAX_TEXT_CHARS:
-            text = text[: MAX_TEXT_CHARS - 1].rstrip() + "…"
-        names, _ = merged.setdefault(_text_key(text), ([], text))
-        name = _clean(entry["name"])
-        if name not in names:
-            names.append(name)
-    items = [_say("unit_text", names, text) for names, text in merged.values()]
-    if len(items) > MAX_TEXTS:
-        items = items[:MAX_TEXTS] + [_say("more_texts", len(items) - MAX_TEXTS)]
-    return items
+        child = direct_child(entry["unit"], ctx.figures.unit, ctx.hierarchy)
+        if child is not None:
+            out.setdefault(child, []).append(text)
+    return out
 
 
-def _sections(ctx: ReportContext) -> dict[str, list[dict[str, Any]]]:
-    sections: dict[str, list[dict[str, Any]]] = {"results": [], "shortcomings": [], "next_steps": [], "proposals": []}
+def _clean_lines(text: str) -> str:
+    """A unit's answer safe for XML, its lines kept (each line a point of its own)."""
+    lines = (_clean(line) for line in unicodedata.normalize("NFC", str(text)).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_CHARS else text[: MAX_TEXT_CHARS - 1].rstrip() + "…"
+
+
+def _group_rows(ctx: ReportContext, groups: list[TextGroup]) -> list[dict[str, Any]]:
+    h, unit = ctx.hierarchy, ctx.figures.unit
+    return [{"text": _cut(g.text), "count": _say("fractions", tally(g.units, unit, h)), "units": list(g.units),
+             "names": ", ".join(_names(ctx, g.units))} for g in groups]
+
+
+def _narrative(ctx: ReportContext) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]],
+                                             list[dict[str, Any]]]:
+    """(body sections, appendix of every point, the children's proposals) from the units' own words.
+
+    The body states the largest points once each, with how many units of which kind raised them
+    ("42/114 xã, phường phản ánh: ..."); the appendix lists every point with the units' names. The
+    children's proposals (section "proposals") are addressed to this unit: they go to an annex for it,
+    never into the body as this unit's own proposals to its parent.
+    """
+    sections: dict[str, list[dict[str, Any]]] = {"results": [], "shortcomings": [], "next_steps": []}
+    opinions: list[dict[str, Any]] = []
+    proposals: list[dict[str, Any]] = []
     for ind in ctx.catalog.texts:
-        items = _unit_texts(ctx.figures.texts.get(ind.code, []))
-        if items:
-            sections.setdefault(ind.section or "results", []).append({"label": _clean(ind.label), "lines": items})
-    return sections
+        groups = group_texts(_texts_by_child(ctx, ctx.figures.texts.get(ind.code, [])))
+        if not groups:
+            continue
+        rows = _group_rows(ctx, groups)
+        if (ind.section or "results") == "proposals":
+            proposals += rows
+            continue
+        lines = [_say("text_group", row["count"], row["text"]) for row in rows[:MAX_GROUPS]]
+        rest = groups[MAX_GROUPS:]
+        if rest:
+            lines.append(_say("more_texts", len(rest), len({u for g in rest for u in g.units}),
+                              _annex_numbers(ctx)["opinions"]))
+        sections.setdefault(ind.section or "results", []).append({"label": _clean(ind.label), "lines": lines})
+        opinions.append({"label": _clean(ind.label), "groups": rows})
+    return sections, opinions, proposals
+
+
+_ROMAN = ("I", "II", "III", "IV", "V", "VI")
+
+
+def _annex_numbers(ctx: ReportContext, opinions: bool = True, proposals: bool = True) -> dict[str, str]:
+    """Phụ lục I (figures), II (tasks, when any), then the units' words and the children's proposals (when any)."""
+    names = ["figures"] + (["tasks"] if ctx.tasks else []) + (["opinions"] if opinions else []) + (
+        ["proposals"] if proposals else [])
+    return {name: _ROMAN[i] for i, name in enumerate(names)}
+
+
+def _data_period(ctx: ReportContext) -> str:
+    """ND 09/2019's data window, and that what lies after the units' submission is an estimate (số ước)."""
+    if ctx.cutoff is None:
+        return ""
+    start, end = ctx.cutoff
+    return _say("data_period", start, end, ctx.report_date <= end)
 
 
 def _tasks(ctx: ReportContext) -> tuple[list[dict[str, Any]], str | None]:
@@ -460,13 +625,13 @@ def _tasks(ctx: ReportContext) -> tuple[list[dict[str, Any]], str | None]:
         row["overdue_units"] = "; ".join(_names(ctx, units))
         rows.append(row)
     summary = _say("tasks_sentence", len(rows), totals["done"], totals["in_progress"], totals["not_started"],
-                   totals["overdue"])
+                   totals["overdue"], _annex_numbers(ctx)["tasks"])
     return rows, summary
 
 
 def report_text(ctx: ReportContext) -> ReportText:
     """All the wording of one report, shared by the Word report, the email and the workbook."""
-    f, c = ctx.figures, ctx.figures.completeness
+    f = ctx.figures
     unit_name = _body_name(ctx.unit)
     period_label = ctx.period.label_vi
     derived_rows = []
@@ -484,30 +649,31 @@ def report_text(ctx: ReportContext) -> ReportText:
         }
         derived_rows.append(row)
         if e["met"] is False:
-            missed.append(f"{row['label']} ({row['value']}; chỉ tiêu {row['target']})")
+            missed.append(_say("missed_target", row["label"], e["kind"], e["value"], row["value"], row["target"], unit))
     shortcomings = [_say("missed_targets_sentence", missed)] if missed else []
-    missing = _names(ctx, f.missing)
-    if missing:
-        shortcomings.append(_say("missing_sentence", *_capped(missing)))
-    said = set(f.missing)
-    late = [code for code in f.late if code not in said]  # the missing ones are said above
-    if late:
-        shortcomings.append(_say("late_sentence", *_capped(_names(ctx, late))))
+    completeness, *who = _completeness(ctx)
+    shortcomings += who
     tasks, tasks_summary = _tasks(ctx)
+    sections, opinions, proposals = _narrative(ctx)
+    basis = [_clean(b) for b in ctx.basis if _clean(b)] or [_clean(ctx.plan_name)]
     return ReportText(
         summary=_say("summary_line", period_label),
-        intro=_say("intro", _clean(ctx.plan_name), unit_name, period_label),
+        intro=_say("intro", basis, unit_name, period_label),
+        data_period=_data_period(ctx),
         subject=_say("email_subject", _clean(f.name), period_label, ctx.correction_of),
         unit_name=unit_name,
         period_label=period_label,
         place_date=place_date_vi(ctx.place, ctx.report_date),
-        completeness=_say("completeness_sentence", c["expected"], c["received"], c["accepted"], c["on_time"],
-                          c.get("exempt", 0)),
+        completeness=completeness,
         correction_note=_say("correction_note", ctx.correction_of) if ctx.correction_of else "",
         groups=_groups(ctx),
         derived_rows=derived_rows,
         shortcomings_auto=shortcomings,
-        sections=_sections(ctx),
+        sections=sections,
+        opinions=opinions,
+        proposals=proposals,
+        proposals_to=_short_name(ctx.unit),
+        annexes=_annex_numbers(ctx, bool(opinions), bool(proposals)),
         tasks_summary=tasks_summary,
         tasks=tasks,
         recipients=_recipients(ctx),
@@ -540,6 +706,7 @@ def docx_context(ctx: ReportContext, text: ReportText | None = None) -> dict[str
         "correction_note": text.correction_note,
         "summary": text.summary,
         "intro": text.intro,
+        "data_period": text.data_period,
         "completeness": text.completeness,
         "period_label": text.period_label,
         "unit_name": text.unit_name,
@@ -548,21 +715,53 @@ def docx_context(ctx: ReportContext, text: ReportText | None = None) -> dict[str
         "shortcomings": text.sections.get("shortcomings", []),
         "shortcomings_auto": text.shortcomings_auto,
         "next_steps": text.sections.get("next_steps", []),
-        "proposals": text.sections.get("proposals", []),
+        "proposals": text.proposals,
+        "proposals_to": text.proposals_to,
+        "opinions": text.opinions,
+        "annex": text.annexes,
         "tasks_summary": text.tasks_summary,
         "tasks": text.tasks,
         "recipients": text.recipients,
         "signer_title": [_clean(s) for s in ctx.signer_title],
         "signer_name": _clean(ctx.signer_name),
+        "figures_appendix": figures_appendix_xml(ctx),
     }
+
+
+def _properties(document: Any, ctx: ReportContext, text: ReportText) -> None:
+    """File > Properties says what this report is and who issued it, not what the template was made from.
+
+    Title, author (the issuing body), company (the same), created and modified now; the template's
+    thumbnail (a picture of another page) is dropped.
+    """
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # python-docx writes naive times as UTC
+    props = document.core_properties
+    props.title = f"Báo cáo {_lower_first(text.summary)}"
+    props.subject = _clean(ctx.plan_name)
+    props.author = props.last_modified_by = text.unit_name
+    props.comments = ""
+    props.created = props.modified = now
+    props.revision = 1
+    package = document.part.package
+    for r_id, rel in list(package.rels.items()):
+        if rel.reltype == RT.THUMBNAIL:
+            package.rels.pop(r_id)
+    for part in package.iter_parts():
+        if str(part.partname) == "/docProps/app.xml":
+            company = f"<Company>{xml_escape(text.unit_name)}</Company>"
+            part._blob = re.sub(rb"<Company\s*/>|<Company>.*?</Company>", company.encode("utf-8"), part.blob)
 
 
 def render_docx(ctx: ReportContext) -> bytes:
     """The Word report from templates/report.docx; autoescaped, so units' text cannot break the XML."""
     from docxtpl import DocxTemplate
 
+    text = report_text(ctx)
     template = DocxTemplate(str(DOCX_TEMPLATE))
-    template.render(docx_context(ctx), jinja_env=Environment(autoescape=True), autoescape=True)
+    template.render(docx_context(ctx, text), jinja_env=Environment(autoescape=True), autoescape=True)
+    _properties(template.docx, ctx, text)
     out = BytesIO()
     template.save(out)
     return out.getvalue()
@@ -576,7 +775,7 @@ def render_email(ctx: ReportContext) -> tuple[str, str, bytes]:
     text = report_text(ctx)
     variables = {
         "t": text,
-        "proposals": text.sections.get("proposals", []),
+        "proposals": text.proposals,
         "correction_of": ctx.correction_of,
     }
     plain = _template("report_email.txt.j2").render(**variables)
@@ -633,6 +832,8 @@ def render_xlsx(ctx: ReportContext) -> bytes:
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
+    from baocao.consolidation.xlsx_print import pages_wide, print_ready, title_row
+
     text = report_text(ctx)
     f, catalog = ctx.figures, ctx.catalog
     bold = Font(bold=True)
@@ -643,7 +844,7 @@ def render_xlsx(ctx: ReportContext) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "Số liệu theo đơn vị"
-    _put(ws, 1, 1, f"PHỤ LỤC: SỐ LIỆU THEO ĐƠN VỊ - {text.period_label.upper()}").font = bold
+    _put(ws, 1, 1, f"PHỤ LỤC: SỐ LIỆU THEO ĐƠN VỊ - {text.period_label.upper()}")
     _put(ws, 2, 1, text.unit_name)
     header_row, target_row, first_row = 4, 5, 6
     headers: list[str] = ["STT", "Mã đơn vị", "Đơn vị", "Tình hình báo cáo"]
@@ -672,7 +873,7 @@ def render_xlsx(ctx: ReportContext) -> bytes:
         _put(ws, r, 1, number)
         _put(ws, r, 2, code)
         _put(ws, r, 3, "Tổng cộng: " + _clean(figures.name) if is_total else _clean(figures.name))
-        _put(ws, r, 4, _report_status(code, figures))
+        _put(ws, r, 4, _report_status(code, figures)).alignment = wrap
         for j, ind in enumerate(counts, start=5):
             _put(ws, r, j, _number(figures.totals.get(ind.code)), number_format="#,##0")
         for k, dcode in enumerate(derived_codes):
@@ -698,10 +899,17 @@ def render_xlsx(ctx: ReportContext) -> bytes:
         ws.conditional_formatting.add(area, FormulaRule(formula=[f"AND(ISNUMBER({ref}),{ref}{good}{target})"],
                                                         fill=green))
     ws.freeze_panes = ws.cell(row=first_row, column=5)
-    widths = [5, 14, 34, 18] + [14] * len(counts) + [14, 12] * len(derived_codes)
+    widths = [5, 11, 30, 16] + [11] * len(counts) + [10, 11] * len(derived_codes)
     for j, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(j)].width = w
-    ws.row_dimensions[header_row].height = 90
+    ws.row_dimensions[header_row].height = 120
+    # The title is merged across the used columns when they print on one page; across the repeated unit
+    # columns (A:C) when the sheet prints several pages wide, so that it is whole on every page it is on.
+    title_cols = len(headers) if pages_wide(widths, 3) == 1 else 3
+    title_row(ws, 1, title_cols, height=54 if title_cols == 3 else 36)
+    title_row(ws, 2, title_cols, size=12, bold=False, height=20)
+    print_ready(ws, table=(header_row, 1, last_row, len(headers)), title_rows=(header_row, target_row),
+                title_cols=3, widths=widths)
 
     _missing_sheet(wb, ctx, bold, wrap)
     if text.tasks:
@@ -723,6 +931,13 @@ def _table(ws, headers: list[str], widths: list[int], bold, wrap) -> None:
     ws.freeze_panes = "A2"
 
 
+def _table_done(ws, widths: list[int]) -> None:
+    """Print setup of a one-header-row table sheet (see :mod:`baocao.consolidation.xlsx_print`)."""
+    from baocao.consolidation.xlsx_print import print_ready
+
+    print_ready(ws, table=(1, 1, ws.max_row, len(widths)), title_rows=(1, 1), widths=widths)
+
+
 def _missing_sheet(wb, ctx: ReportContext, bold, wrap) -> None:
     ws = wb.create_sheet("Đơn vị chưa báo cáo, trễ hạn")
     _table(ws, ["STT", "Mã đơn vị", "Đơn vị", "Trực thuộc", "Tình trạng"], [6, 16, 40, 40, 30], bold, wrap)
@@ -739,6 +954,7 @@ def _missing_sheet(wb, ctx: ReportContext, bold, wrap) -> None:
         _put(ws, r, 3, _clean(unit.name))
         _put(ws, r, 4, _clean(parent.name) if parent else "")
         _put(ws, r, 5, _say("report_status", status))
+    _table_done(ws, [6, 16, 40, 40, 30])
 
 
 def _tasks_sheet(wb, text: ReportText, bold, wrap) -> None:
@@ -752,6 +968,7 @@ def _tasks_sheet(wb, text: ReportText, bold, wrap) -> None:
             cell = _put(ws, r, j, value if isinstance(value, int | float) else str(value))
             if key == "content":
                 cell.alignment = wrap
+    _table_done(ws, [6, 60, 12, 14, 14, 10, 40])
 
 
 def _texts_sheet(wb, ctx: ReportContext, bold, wrap) -> None:
@@ -766,6 +983,7 @@ def _texts_sheet(wb, ctx: ReportContext, bold, wrap) -> None:
             _put(ws, r, 4, ind.label)
             _put(ws, r, 5, entry["text"]).alignment = wrap
             r += 1
+    _table_done(ws, [6, 16, 34, 30, 80])
 
 
 def _summary_sheet(wb, text: ReportText, bold, wrap) -> None:
@@ -781,6 +999,9 @@ def _summary_sheet(wb, text: ReportText, bold, wrap) -> None:
         cell.alignment = wrap
         if is_title:
             cell.font = bold
+    from baocao.consolidation.xlsx_print import print_ready
+
+    print_ready(ws, table=(1, 1, 0, 0), title_rows=(1, 1), widths=[120])
 
 
 # ----------------------------------------------------------------------------- all files

@@ -23,9 +23,12 @@ from baocao.consolidation.report import (
     ReportContext,
     issuer_lines_for,
     place_for,
+    recipients_for,
     render_docx,
     render_email,
     render_xlsx,
+    signer_title_for,
+    symbol_for,
 )
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
@@ -45,6 +48,7 @@ from baocao.store.db import (
 )
 from baocao.store.queries import CycleInfo, tasks_done_elsewhere
 from baocao.store.states import ANSWERED, DONE, standing
+from baocao.tasks.deadlines import deadline_label_vi, is_chased, task_deadline
 
 if TYPE_CHECKING:
     from baocao.consolidation.renderpool import RenderPool
@@ -83,7 +87,14 @@ def frames(db: Database, cycle: CycleInfo, today: date | None = None) -> tuple[p
 
 def figures_for(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime) -> dict[str, Figures]:
     values, texts, requests = frames(db, cycle, cfg.calendar.local_date(as_of))
-    figs = consolidate_tree(cycle.root, cfg.hierarchy, cfg.catalog, values, requests, texts=texts, plan=cycle.plan)
+    return cycle_figures(cfg, cycle, values, texts, requests)
+
+
+def cycle_figures(cfg: Config, cycle: CycleInfo, values: pd.DataFrame, texts: pd.DataFrame,
+                  requests: pd.DataFrame) -> dict[str, Figures]:
+    """The cycle's figures from its frames, measured against the targets *its plan* sets (and only those)."""
+    figs = consolidate_tree(cycle.root, cfg.hierarchy, cfg.catalog_for(cycle.plan), values, requests, texts=texts,
+                            plan=cycle.plan)
     for f in figs.values():
         f.period = cycle.period
     return figs
@@ -111,8 +122,12 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
                                                                    Request.role == "form")))
         done_before = tasks_done_elsewhere(s, below, cycle.period)
     status = {(r.unit_code, r.task_id): r.status for r in latest}
+    period = Period.parse(cycle.period)
     rows = []
     for t in tasks:
+        # The deadline that counts: this period's for a periodic task, moved off a non-working day.
+        rule = cfg.plan(t.plan).nonworking
+        deadline = task_deadline(t.due, period, cfg.calendar, rule)
         units = [a.unit_code for a in assigned if a.task_id == t.id and a.unit_code in below]
         if not units:
             continue
@@ -125,9 +140,10 @@ def task_table(db: Database, cfg: Config, cycle: CycleInfo, unit: str, today: da
             if u not in form_units and st is None:
                 st = _status_through_units_below(cfg, u, t.id, units, form_units, status)
             counts[st or "no_report"] += 1
-            if t.due_date and t.due_date < today and st != "done":
+            if deadline is not None and is_chased(t.due) and deadline.effective < today and st != "done":
                 overdue_units.append(cfg.hierarchy[u].name)
-        rows.append({"number": t.number, "content": t.content, "deadline": t.deadline_text,
+        rows.append({"number": t.number, "content": t.content,
+                     "deadline": deadline_label_vi(t.due, period, cfg.calendar, rule),
                      "assigned": len(units), "done": counts["done"], "in_progress": counts["in_progress"],
                      "not_started": counts["not_started"] + counts["no_report"], "overdue": len(overdue_units),
                      "overdue_units": overdue_units})
@@ -222,14 +238,10 @@ class Rendered:
     context: ReportContext | None = None  # None when rendered in another process (baocao.consolidation.renderpool)
 
 
-def receiver_lines(cfg: Config, unit: str) -> tuple[str, ...]:
-    """The "Nơi nhận:" lines before "- Lưu: VT", which the template adds."""
-    parent = cfg.hierarchy.parent(unit)
-    lines = []
-    if parent is not None:
-        lines.append(f"- {parent.name} (để báo cáo);")
-    lines.append("- Các đơn vị trực thuộc;")
-    return tuple(lines)
+def receiver_lines(cfg: Config, plan_code: str, unit: str) -> tuple[str, ...]:
+    """The "Nơi nhận:" lines: the bodies :func:`recipients` mails the report to, by name, then "- Lưu: VT, ..."."""
+    plan = cfg.plan(plan_code)
+    return recipients_for(plan.recipients, cfg.hierarchy[unit], cfg.hierarchy, plan.extra_recipients.get(unit, ()))
 
 
 def render(cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures], report_date: date, *,
@@ -238,9 +250,12 @@ def render(cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures]
     fig = figures[unit]
     ctx = ReportContext(
         figures=fig, child_figures={c: figures[c] for c in fig.children if c in figures}, hierarchy=h,
-        catalog=cfg.catalog, period=Period.parse(cycle.period), plan_name=cfg.plan(cycle.plan).name,
+        catalog=cfg.catalog_for(cycle.plan), period=Period.parse(cycle.period), plan_name=cfg.plan(cycle.plan).name,
         report_date=report_date, place=place_for(h[unit], h), issuer_lines=issuer_lines_for(h[unit], h),
-        recipients=receiver_lines(cfg, unit), correction_of=correction_of, tasks=tasks,
+        recipients=receiver_lines(cfg, cycle.plan, unit), correction_of=correction_of, tasks=tasks,
+        signer_title=signer_title_for(h[unit], h), signer_name=h[unit].head_name, symbol=symbol_for(h[unit], h),
+        basis=cfg.plan(cycle.plan).basis_for(unit, h),
+        cutoff=cfg.calendar.cutoff_window(Period.parse(cycle.period)),
     )
     text, html, chart = render_email(ctx)
     return Rendered(render_docx(ctx), render_xlsx(ctx), text, html, chart, ctx)

@@ -624,7 +624,7 @@ def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcom
     to = [inc.sender] if inc.sender else list(unit.coordinator_emails)
     figures = []
     if sub is not None:
-        for ind in cfg.catalog.counts:
+        for ind in cfg.catalog_for(req.cycle.plan).counts:  # the receipt words figures as the unit's form did
             if ind.code in sub.values:
                 figures.append(ReceiptFigure(ind.code, ind.label, ind.unit, sub.values[ind.code],
                                              sub.cells.get(ind.code, "")))

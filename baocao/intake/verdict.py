@@ -38,10 +38,12 @@ class RequestView:
     due_at: datetime
     lock_at: datetime
     reopened_until: datetime | None = None
+    plan: str | None = None  # the cycle's plan: its wording of the indicators names them in the problems
 
     @classmethod
     def of(cls, req: Request) -> RequestView:
-        return cls(req.unit_code, req.state, req.on_time, req.due_at, req.lock_at, req.reopened_until)
+        return cls(req.unit_code, req.state, req.on_time, req.due_at, req.lock_at, req.reopened_until,
+                   req.cycle.plan)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def judge(cfg: Config, req: RequestView, sub: Submitted, file_problems: Sequence
     if not any(v is not None for v in last_year.values()):
         last_year = dict(sub.previous_year)
     problems = problems_for(file_problems, sub.unit_code, sub.period) + validate(
-        sub, cfg.catalog, filename=filename, earlier_same_year=earlier, last_year=last_year)
+        sub, cfg.catalog_for(req.plan) if req.plan else cfg.catalog, filename=filename, earlier_same_year=earlier, last_year=last_year)
     late = received_at > req.due_at
     if has_errors(problems):
         return Verdict("rejected", problems, late, None if req.state in DONE else REJECTED, None)

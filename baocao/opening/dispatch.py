@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, func, select, update
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
 from baocao.mail.templating import render_mail
-from baocao.opening.forms import FormBuilder, FormSpec, FormTask, form_filename
+from baocao.opening.forms import FormBuilder, FormSpec, FormTask, builder_for, form_filename
 from baocao.opening.tokens import make_token
 from baocao.rules.config import Config
 from baocao.rules.hierarchy import Unit
@@ -27,6 +27,7 @@ from baocao.rules.periods import Period
 from baocao.store.db import Database, OutboxMessage, Request, Submission, Task, TaskAssignment, Value, utcnow
 from baocao.store.queries import CycleInfo, tasks_done_elsewhere
 from baocao.store.states import RequestState
+from baocao.tasks.deadlines import deadline_label_vi
 
 log = logging.getLogger("baocao.dispatch")
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -83,11 +84,13 @@ def previous_year_values(db: Database, units: Sequence[str], period: Period) -> 
     return out
 
 
-def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, list[FormTask]]:
+def tasks_for(db: Database, cfg: Config, units: Sequence[str], period: Period) -> dict[str, list[FormTask]]:
     """Tasks assigned to each unit (by any plan's appendix that covers it) that apply in this period.
 
     Tasks belong to units, not to cycles: Nhị Chiểu's departments report their appendix tasks on
-    the form of whichever cycle reaches them, and the city's report shows them.
+    the form of whichever cycle reaches them, and the city's report shows them. Each deadline is
+    shown as the plan wrote it, with this period's date for a periodic task and the date that
+    counts when the written one is not a working day (the task's plan's ``nonworking`` rule).
     """
     out: dict[str, list[FormTask]] = {}
     with db.reading() as s:
@@ -105,14 +108,54 @@ def tasks_for(db: Database, units: Sequence[str], period: Period) -> dict[str, l
                 continue
             if (unit, task.id) in done:
                 continue
-            out.setdefault(unit, []).append(FormTask(task.number, task.content, task.deadline_text, role))
+            label = deadline_label_vi(task.due, period, cfg.calendar, cfg.plan(task.plan).nonworking)
+            out.setdefault(unit, []).append(FormTask(task.number, task.content, label, role))
     return out
 
 
+@dataclass(frozen=True)
+class FormInputs:
+    """What a batch of forms carries besides the unit and its deadline: last year's accepted counts
+    (``Cùng kỳ năm trước``) and the tasks assigned to each unit (``Nhiệm vụ``), read once per batch."""
+
+    previous_year: dict[str, dict[str, int | None]]
+    tasks: dict[str, list[FormTask]]
+
+
+def form_inputs(db: Database, cfg: Config, units: Sequence[str], period: Period) -> FormInputs:
+    """Read the :class:`FormInputs` of ``units`` for ``period``."""
+    if not units:
+        return FormInputs({}, {})
+    return FormInputs(previous_year_values(db, units, period), tasks_for(db, cfg, units, period))
+
+
+def unit_form(cfg: Config, builder: FormBuilder, inputs: FormInputs, code: str, period: Period,
+              deadline: date) -> tuple[str, bytes]:
+    """One unit's form: its file name and bytes. The open-period flow attaches exactly this, and
+    ``baocao form`` writes exactly this, so the file an operator looks at is the file a unit gets."""
+    h = cfg.hierarchy
+    unit = h[code]
+    contact = h.parent(code) or unit  # the root has no parent: it answers to itself
+    spec = FormSpec(
+        unit=unit, period=period, deadline=deadline,
+        token=make_token(cfg.settings.token_secret.get_secret_value(), code, period.code, cfg.settings.form_version),
+        form_version=cfg.settings.form_version, coordinator_name=contact.name,
+        coordinator_email=(contact.coordinator_emails or ("",))[0], reply_to=cfg.settings.reply_to,
+        previous_year=inputs.previous_year.get(code, {}), tasks=inputs.tasks.get(code, ()),
+    )
+    return form_filename(spec), builder.build(spec)
+
+
 def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequence[str], builder: FormBuilder) -> Prepared:
-    """Write the request message of each unit (form attached where it fills one) unless written already."""
+    """Write the request message of each unit (form attached where it fills one) unless written already.
+
+    The forms word the indicators as the cycle's plan does: a `builder` made for another catalogue
+    is replaced by one for the plan's (a unit must never read another plan's meeting limits).
+    """
     period = Period.parse(cycle.period)
     plan = cfg.plan(cycle.plan)
+    if builder.catalog is not cfg.catalog_for(cycle.plan):
+        builder = builder_for(cfg.catalog_for(cycle.plan))
     h = cfg.hierarchy
     start, end = cfg.calendar.cutoff_window(period)
     result = Prepared()
@@ -124,9 +167,7 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
     todo = [u for u in units if u in reqs and request_key(cycle, u) not in have and h[u].parent is not None]
     result.already = [u for u in units if request_key(cycle, u) in have]
     form_units = [u for u in todo if reqs[u].role == "form"]
-    prev = previous_year_values(db, form_units, period) if form_units else {}
-    tasks = tasks_for(db, form_units, period) if form_units else {}
-    secret = cfg.settings.token_secret.get_secret_value()
+    inputs = form_inputs(db, cfg, form_units, period)
     messages: dict[str, dict[str, Any]] = {}
     for code in todo:
         unit = h[code]
@@ -136,21 +177,15 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
         try:
             context = {
                 "unit": unit, "period": period, "deadline": req.deadline, "plan_name": plan.name,
+                "basis": "; ".join(plan.basis_for(parent.code, h)),  # the requester's documents
                 "requester": parent.name, "contact_name": parent.name,
                 "contact_email": (parent.coordinator_emails or ("",))[0],
                 "cutoff_start": start, "cutoff_end": end, "reply_to": cfg.settings.reply_to,
             }
             attachments = []
             if req.role == "form":
-                spec = FormSpec(
-                    unit=unit, period=period, deadline=req.deadline,
-                    token=make_token(secret, code, period.code, cfg.settings.form_version),
-                    form_version=cfg.settings.form_version, coordinator_name=parent.name,
-                    coordinator_email=context["contact_email"], reply_to=cfg.settings.reply_to,
-                    previous_year=prev.get(code, {}), tasks=tasks.get(code, ()),
-                )
-                filename = form_filename(spec)
-                attachments.append(outbox.FileAttachment(filename, builder.build(spec), XLSX_MIME))
+                filename, data = unit_form(cfg, builder, inputs, code, period, req.deadline)
+                attachments.append(outbox.FileAttachment(filename, data, XLSX_MIME))
                 subject, text, html = render_mail("form_request", form_filename=filename, **context)
             else:
                 subject, text, html = render_mail(

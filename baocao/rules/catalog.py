@@ -6,7 +6,8 @@ an indicator code. Validation, aggregation, forms and reports all read this cata
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 INDICATOR_KINDS = ("count", "text", "task_status")
 DERIVED_KINDS = ("ratio", "cut", "max")
@@ -27,13 +28,17 @@ class Indicator:
 
 @dataclass(frozen=True)
 class Derived:
-    """A ratio, a cut against last year, or a cap; each with a target in percent (or a count for caps)."""
+    """A ratio, a cut against last year, or a cap; each with a target in percent (or a count for caps).
+
+    ``target`` is None in a plan's own catalogue (:meth:`Catalog.for_plan`) when that plan sets no
+    target for the figure: it is still computed, but no report may claim a target the plan never set.
+    """
 
     code: str
     label: str
     kind: str
     op: str
-    target: float
+    target: float | None
     group: str = ""
     numerator: str | None = None
     denominator: str | None = None
@@ -42,12 +47,28 @@ class Derived:
 
     def applies_to(self, plan: str | None) -> bool:
         """A target set only by some plans is still computed elsewhere, just without a target."""
+        if self.target is None:
+            return False
         return not self.plans or plan is None or plan in self.plans
 
     def met(self, value: float | None) -> bool | None:
-        if value is None:
+        if value is None or self.target is None:
             return None
         return value >= self.target if self.op == ">=" else value <= self.target
+
+
+@dataclass(frozen=True)
+class PlanTarget:
+    """A target as one plan states it (`[targets.<CODE>]` of `config/plans/<plan>.toml`).
+
+    ``source`` says where the plan sets it (section or appendix line), so an office checking the
+    configuration against the signed plan finds the sentence.
+    """
+
+    target: float
+    op: str
+    label: str | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,7 @@ class Catalog:
     relations: tuple[Relation, ...]
     jump_ratio: float = 3.0
     jump_min_value: int = 20
+    plan: str | None = None  # the plan this catalogue was made for (for_plan); None: indicators.toml as written
     _by_code: dict[str, Indicator] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +116,29 @@ class Catalog:
 
     def derived_for(self, plan: str | None) -> list[Derived]:
         return list(self.derived)
+
+    def for_plan(self, plan: str, labels: Mapping[str, str],
+                 targets: Mapping[str, PlanTarget] | None) -> Catalog:
+        """The catalogue as one plan words it: its labels, and exactly the targets it sets.
+
+        Plans differ (Tứ Kỳ limits discussion meetings to 01 day, others to 1,5 days; only some set
+        the 15 % cut of documents), and every form, check and report of a cycle must say what *its*
+        plan says. ``targets`` None (the plan file has no `[targets]`): the catalogue's targets,
+        limited by each figure's ``plans``. Otherwise the figures it does not name have no target.
+        """
+        indicators = tuple(replace(i, label=labels[i.code]) if i.code in labels else i for i in self.indicators)
+        derived = []
+        for d in self.derived:
+            if targets is None:
+                d = d if d.applies_to(plan) else replace(d, target=None)
+            elif d.code in targets:
+                t = targets[d.code]
+                d = replace(d, target=t.target, op=t.op, label=t.label or d.label)
+            else:
+                d = replace(d, target=None)
+            derived.append(replace(d, plans=()))
+        return Catalog(self.groups, indicators, tuple(derived), self.relations, self.jump_ratio,
+                       self.jump_min_value, plan=plan)
 
     def group_title(self, code: str) -> str:
         return next((g.title for g in self.groups if g.code == code), code)

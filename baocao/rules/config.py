@@ -29,9 +29,12 @@ from baocao.rules.catalog import (
     Derived,
     Group,
     Indicator,
+    PlanTarget,
     Relation,
 )
 from baocao.rules.hierarchy import LEVELS, Hierarchy, Unit
+from baocao.rules.holidaynotes import unconfirmed_warnings
+from baocao.rules.overlaps import lines_vi, plan_disagreements
 from baocao.rules.periods import KINDS, CalendarSettings, Period, WorkCalendar
 from baocao.rules.plans import (
     NONWORKING_RULES,
@@ -41,6 +44,7 @@ from baocao.rules.plans import (
     ScheduleError,
     unit_deadlines,
 )
+from baocao.rules.yearschedule import parse_years
 from baocao.tasks.taskbodies import BodyRules, TaskBodiesError, check_task_bodies, parse_task_bodies
 
 ENV_PREFIX = "BAOCAO_"
@@ -248,8 +252,17 @@ def load_hierarchy(path: Path) -> Hierarchy:
             code=code, name=name, level=level, parent=parent, official_code=official,
             coordinator_emails=contact(code, "coordinator", extra.pop("coordinator", None), f"{code}.coordinator"),
             head_emails=contact(code, "head", extra.pop("head", None), f"{code}.head"),
+            head_name=head_name(code, extra.pop("head_name", None)),
             **extra,
         )
+
+    def head_name(code: str, explicit: Any) -> str:
+        """The name printed under the signature: `head_name` of a department or of `[unit_contacts.CODE]`."""
+        where = f"{code}.head_name" if explicit is not None else f"unit_contacts.{code}.head_name"
+        value = explicit if explicit is not None else overrides.get(code, {}).get("head_name", "")
+        if not isinstance(value, str):
+            raise ConfigError(path, where, "must be a name (text)")
+        return value.strip()
 
     add(root_code, _req(root, "name", str, path, "root."), "ministry", None)
     official = _opt(data, "official", dict, {}, path, "")
@@ -273,14 +286,15 @@ def load_hierarchy(path: Path) -> Hierarchy:
             raise ConfigError(path, where + "code", f"{code!r} is already a unit")
         if parent not in units:
             raise ConfigError(path, where + "parent", f"{parent!r} is not a unit defined before this one")
-        unknown = set(dep) - {"code", "parent", "name", "kind", "aliases", "coordinator", "head"}
+        unknown = set(dep) - {"code", "parent", "name", "kind", "aliases", "coordinator", "head", "head_name", "drafts"}
         if unknown:
             raise ConfigError(path, where + sorted(unknown)[0], "unknown key")
         aliases = _opt(dep, "aliases", list, [], path, where)
         add(
             code, _req(dep, "name", str, path, where), "department", parent,
             kind=_opt(dep, "kind", str, "", path, where), aliases=tuple(aliases),
-            coordinator=dep.get("coordinator"), head=dep.get("head"),
+            coordinator=dep.get("coordinator"), head=dep.get("head"), head_name=dep.get("head_name"),
+            drafts=_opt(dep, "drafts", bool, False, path, where),
         )
     for code in overrides:
         if code not in units:
@@ -371,6 +385,11 @@ def load_calendar_settings(path: Path) -> CalendarSettings:
             raise ConfigError(path, key, f"dates must be YYYY-MM-DD ({exc})") from None
 
     kwargs: dict[str, Any] = {"extra_holidays": dates("extra_holidays"), "extra_working_days": dates("extra_working_days")}
+    try:  # each year's recorded holiday decision (baocao/rules/yearschedule.py)
+        kwargs["years"] = parse_years(_opt(data, "years", dict, {}, path, ""))
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(path, key, problem) from None
     if cutoff:
         kwargs["cutoff"] = cutoff
     return CalendarSettings(timezone=_opt(data, "timezone", str, "Asia/Ho_Chi_Minh", path, ""), **kwargs)
@@ -451,7 +470,96 @@ def load_plan(path: Path, hierarchy: Hierarchy) -> Plan:
         consolidate_days_after=_opt(report, "consolidate_days_after_deadline", int, 1, path, "report."),
         recipients=recipients, extra_recipients=extra,
         tasks=_opt(data, "tasks", str, None, path, ""), source=str(path),
+        short_name=_opt(data, "short_name", str, "", path, ""),
+        labels=_plan_labels(data, path), targets=_plan_targets(data, path),
+        basis=_basis(_opt(data, "basis", list, [], path, ""), path, "basis"),
+        unit_basis={code: _basis(docs, path, f"unit_basis.{code}")
+                    for code, docs in _unit_basis(data, path, hierarchy).items()},
     )
+
+
+def _basis(docs: list[Any], path: Path, key: str) -> tuple[str, ...]:
+    """`basis = ["Kết luận số 226-KL/TW ngày 11/12/2025 của Ban Bí thư", ...]`: the documents a report cites."""
+    if not all(isinstance(d, str) and d.strip() for d in docs):
+        raise ConfigError(path, key, "must be a list of document citations (text)")
+    return tuple(" ".join(d.split()) for d in docs)
+
+
+def _unit_basis(data: Mapping[str, Any], path: Path, hierarchy: Hierarchy) -> dict[str, list[Any]]:
+    """`[unit_basis] CODE = [...]`; a unit outside this installation's tree (`[official] provinces`) is skipped."""
+    table = _opt(data, "unit_basis", dict, {}, path, "")
+    for code, docs in table.items():
+        if not isinstance(docs, list):
+            raise ConfigError(path, f"unit_basis.{code}", "must be a list of document citations (text)")
+    return {code: docs for code, docs in table.items() if code in hierarchy}
+
+
+def _plan_labels(data: Mapping[str, Any], path: Path) -> dict[str, str]:
+    """`[indicators.<CODE>] label = "..."`: the plan's own wording of an indicator (e.g. its meeting limits)."""
+    labels = {}
+    for code, over in _opt(data, "indicators", dict, {}, path, "").items():
+        where = f"indicators.{code}."
+        if not isinstance(over, dict):
+            raise ConfigError(path, f"indicators.{code}", "must be a table with label")
+        unknown = set(over) - {"label"}
+        if unknown:
+            raise ConfigError(path, where + sorted(unknown)[0], "unknown key (a plan may set label)")
+        labels[code] = _req(over, "label", str, path, where)
+    return labels
+
+
+def _plan_targets(data: Mapping[str, Any], path: Path) -> dict[str, PlanTarget] | None:
+    """`[targets.<CODE>]`: every target the plan sets, as it states it; None when the file has no `[targets]`."""
+    if "targets" not in data:
+        return None
+    targets = {}
+    for code, t in _req(data, "targets", dict, path, "").items():
+        where = f"targets.{code}."
+        if not isinstance(t, dict):
+            raise ConfigError(path, f"targets.{code}", "must be a table with target (and op, label, source)")
+        unknown = set(t) - {"target", "op", "label", "source"}
+        if unknown:
+            raise ConfigError(path, where + sorted(unknown)[0], "unknown key (use target, op, label, source)")
+        op = _req(t, "op", str, path, where)
+        if op not in OPS:
+            raise ConfigError(path, where + "op", f"{op!r} is not one of {', '.join(OPS)}")
+        targets[code] = PlanTarget(
+            target=float(_req(t, "target", (int, float), path, where)), op=op,
+            label=_opt(t, "label", str, None, path, where), source=_opt(t, "source", str, "", path, where),
+        )
+    return targets
+
+
+def plan_catalog(catalog: Catalog, plan: Plan, indicators_file: Path) -> Catalog:
+    """The plan's own catalogue, after checking that what the plan file names exists and agrees.
+
+    An override naming an unknown code is an error (a typo would silently leave the catalogue's
+    wording or target in the plan's forms and reports). A figure that `indicators.toml` limits to
+    some plans (`plans = [...]`) and a plan's `[targets]` must tell the same story.
+    """
+    source = Path(plan.source)
+    for code in plan.labels:
+        if code not in catalog:
+            raise ConfigError(source, f"indicators.{code}", f"{code!r} is not an indicator of {indicators_file.name}")
+    if plan.targets is not None:
+        by_code = {d.code: d for d in catalog.derived}
+        for code in plan.targets:
+            if code not in by_code:
+                raise ConfigError(source, f"targets.{code}",
+                                  f"{code!r} is not a derived figure of {indicators_file.name} "
+                                  f"(have: {', '.join(by_code)})")
+        for d in catalog.derived:
+            if not d.plans:
+                continue
+            if d.code in plan.targets and plan.code not in d.plans:
+                raise ConfigError(source, f"targets.{d.code}",
+                                  f"{indicators_file.name} says only {', '.join(d.plans)} set this target; "
+                                  f"add {plan.code!r} to its plans")
+            if d.code not in plan.targets and plan.code in d.plans:
+                raise ConfigError(source, "targets",
+                                  f"{indicators_file.name} says this plan sets {d.code}; add [targets.{d.code}] "
+                                  f"or remove {plan.code!r} from its plans")
+    return catalog.for_plan(plan.code, plan.labels, plan.targets)
 
 
 # ----------------------------------------------------------------------------- everything
@@ -468,6 +576,19 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
     # Per plan: how its task appendix names bodies (config/task_bodies.toml; empty when the file is absent).
     task_bodies: Mapping[str, BodyRules] = field(default_factory=dict)
+    # Per plan: the catalogue as that plan words it and the targets it sets (see catalog_for).
+    catalogs: Mapping[str, Catalog] = field(default_factory=dict)
+
+    def catalog_for(self, plan: str) -> Catalog:
+        """The catalogue a cycle of `plan` uses for its forms, checks, receipts and reports.
+
+        `catalog` (indicators.toml as written) is only for reading a file before it is known which
+        cycle it answers; everything said to a unit or in a report comes from here.
+        """
+        if plan in self.catalogs:
+            return self.catalogs[plan]
+        self.plan(plan)  # raises, naming the plans there are
+        return self.catalog
 
     def plan(self, code: str) -> Plan:
         try:
@@ -500,10 +621,11 @@ class _Static:
     plans: dict[str, Plan]
     directory: Path
     task_bodies: Mapping[str, BodyRules]
+    catalogs: Mapping[str, Catalog] = field(default_factory=dict)
 
     def with_settings(self, settings: Settings) -> Config:
         return Config(self.directory, settings, self.hierarchy, self.catalog, self.calendar, self.plans,
-                      task_bodies=self.task_bodies)
+                      task_bodies=self.task_bodies, catalogs=self.catalogs)
 
 
 @lru_cache(maxsize=8)
@@ -522,7 +644,9 @@ def _load_static(directory: Path) -> _Static:
         for p in derived.plans:
             if p not in plans:
                 raise ConfigError(directory / "indicators.toml", f"derived {derived.code}.plans", f"{p!r} is not a plan")
-    return _Static(hierarchy, catalog, calendar, plans, directory, load_task_bodies_file(directory / "task_bodies.toml"))
+    catalogs = {code: plan_catalog(catalog, plan, directory / "indicators.toml") for code, plan in plans.items()}
+    return _Static(hierarchy, catalog, calendar, plans, directory, load_task_bodies_file(directory / "task_bodies.toml"),
+                   catalogs)
 
 
 def load_task_bodies_file(path: Path) -> dict[str, BodyRules]:
@@ -637,6 +761,11 @@ def check(config: Config, year: int) -> list[str]:
         if not unit.head_emails:
             warnings.append(f"{config.directory / 'hierarchy.toml'}: unit {unit.code} ({unit.name}) has no head address")
     warnings += check_task_bodies(config.task_bodies, config.hierarchy)
+    # Holidays only computed by the `holidays` package that move a deadline or an opening day.
+    warnings += unconfirmed_warnings(config.plans.values(), config.hierarchy, cal, year, config.directory / "calendar.toml")
+    # A unit under two plans (the national one and its own) that give it different days: each cycle uses
+    # the earliest (baocao/rules/overlaps.py); the office should know, and may align its plan.
+    warnings += lines_vi(plan_disagreements(config.plans.values(), config.hierarchy, cal, year), config.hierarchy)
     return warnings
 
 

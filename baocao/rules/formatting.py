@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "number_vi",
     "parse_vi_int",
     "percent_vi",
+    "verdict_percent_vi",
     "place_date_vi",
 ]
 
@@ -84,13 +85,42 @@ def number_vi(n: int | float | Decimal, decimals: int = 0) -> str:
 
 
 def percent_vi(ratio: float | None, decimals: int = 1) -> str:
-    """0.642 -> "64,2 %" (a ratio, not a percentage); None or NaN -> "—" (nothing to divide by)."""
+    """0.642 -> "64,2%" (a ratio, not a percentage); None or NaN -> "—" (nothing to divide by).
+
+    No space before "%": Vietnamese administrative documents write "64,2%" (and "≥ 60%"), and a
+    line break can then never separate the number from its sign."""
     if ratio is None:
         return MISSING
     value = _to_decimal(ratio)
     if value is None:
         return MISSING
-    return f"{number_vi(value * 100, decimals)} %"
+    return f"{number_vi(value * 100, decimals)}%"
+
+
+def verdict_percent_vi(value: float, target: float | None = None, op: str = ">=", decimals: int = 1,
+                       most: int = 3) -> str:
+    """A percentage (64.2 -> "64,2%") printed with the digits that decide its verdict against ``target``.
+
+    Printed with one decimal, 99.95 reads "100,0%" next to "chưa đạt chỉ tiêu (100%)", and 59.96 reads
+    "60,0%" next to "chưa đạt (≥ 60%)": the reader sees a figure that contradicts its verdict. So a value
+    whose rounding would cross the target gets more decimals ("99,95%", "59,96%"), up to ``most``;
+    beyond that it is rounded towards its own side of the target ("99,999%" for 99.99996).
+    """
+    if target is None:
+        return f"{number_vi(float(value), decimals)}%"
+    exact = Decimal(repr(float(value)))
+    limit = Decimal(repr(float(target)))
+
+    def meets(v: Decimal) -> bool:
+        return v >= limit if op == ">=" else v <= limit
+
+    truth = meets(exact)
+    for places in range(decimals, most + 1):
+        shown = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if meets(shown) == truth:
+            return f"{number_vi(shown, places)}%"
+    towards = ROUND_FLOOR if (op == ">=") != truth else ROUND_CEILING
+    return f"{number_vi(exact.quantize(Decimal(1).scaleb(-most), rounding=towards), most)}%"
 
 
 def _day(d: date) -> str:

@@ -26,6 +26,10 @@ class Unit:
     official_code: int | None = None
     kind: str = ""
     aliases: tuple[str, ...] = ()
+    head_name: str = ""
+    """The head's name as it is printed under the signature of the unit's report ("" when not configured)."""
+    drafts: bool = False
+    """A department that collects the figures and drafts its parent's report: named in "- Lưu: VT, ..."."""
 
     @property
     def all_emails(self) -> tuple[str, ...]:

@@ -30,9 +30,17 @@ import holidays as holidays_lib
 import pendulum
 
 from baocao.errors import PeriodError
+from baocao.rules.yearschedule import (
+    DEFAULT_HOLIDAY_NAME,
+    WORKING_DAY_NAME,
+    SpecialDay,
+    YearSchedule,
+    parse_years,
+)
 
 __all__ = [
-    "KINDS", "ND09_CUTOFF", "RULES", "CalendarSettings", "Period", "PeriodError", "WorkCalendar",
+    "KINDS", "ND09_CUTOFF", "RULES", "CalendarSettings", "Period", "PeriodError", "SpecialDay", "WorkCalendar",
+    "YearSchedule",
 ]
 
 
@@ -61,6 +69,22 @@ RULES: tuple[str, ...] = ("previous", "next", "keep")
 """How a date on a non-working day moves."""
 
 
+def _no_fourth_quarter(code: str, year: re.Match[str] | None) -> PeriodError:
+    """The error for a fourth-quarter code: an office asking for Q4 wants the year report, so say which.
+
+    Plans report Q1, 6 months, 9 months and the year (cumulative from 1 January); the year report,
+    due in December, is the one that covers October to December.
+    """
+    target = f"{year.group()}-Y" if year else "YYYY-Y"
+    use = f"mã kỳ «{target}»" if year else "mã kỳ năm, ví dụ «2026-Y»"
+    return PeriodError(
+        f"Cannot read period code {code!r}: there is no Q4 report; the year report ({target}) covers the "
+        "fourth quarter",
+        f"Không đọc được mã kỳ báo cáo «{code.strip()}»: không có kỳ báo cáo quý IV; số liệu quý IV được "
+        f"tổng hợp trong báo cáo năm, đề nghị dùng {use}.",
+    )
+
+
 def _last_day_of_month(year: int, month: int) -> date:
     if month == 12:
         return date(year, 12, 31)
@@ -73,6 +97,10 @@ def _last_day_of_month(year: int, month: int) -> date:
 
 
 _PERIOD_RE = re.compile(r"^(?P<year>\d{4})-(?P<kind>Q1|H1|9M|Y)$")
+# "Q4", "QIV", "quý IV", "quý 4" once spaces are gone and letters upper-cased: a fourth-quarter report,
+# which no plan has (the year report covers it).
+_Q4_RE = re.compile(r"Q(?:UÝ|UY)?(?:IV(?![IVX])|4(?!\d))")
+_YEAR_RE = re.compile(r"(?<!\d)\d{4}(?!\d)")
 
 
 @dataclass(frozen=True, order=True)
@@ -112,6 +140,8 @@ class Period:
         cleaned = re.sub(r"\s+", "", unicodedata.normalize("NFKC", code)).upper()
         cleaned = re.sub(r"[\u2010-\u2015\u2212]", "-", cleaned)
         match = _PERIOD_RE.match(cleaned)
+        if match is None and _Q4_RE.search(cleaned):
+            raise _no_fourth_quarter(code, _YEAR_RE.search(cleaned))
         if match is None:
             raise PeriodError(
                 f"Cannot read period code {code!r}; expected YYYY-Q1, YYYY-H1, YYYY-9M or YYYY-Y",
@@ -196,13 +226,16 @@ class CalendarSettings:
     ``cutoff`` maps a kind to (start, end) points: "prev-12-15" is 15 December of the previous year,
     "06-14" is 14 June of the period's year. ``extra_holidays`` and ``extra_working_days`` carry the
     Government's yearly day swaps that the `holidays` package does not know yet (a Saturday made a
-    working day goes in ``extra_working_days``).
+    working day goes in ``extra_working_days``). ``years`` holds each year's recorded decision
+    (``[years.2026]``, :mod:`baocao.rules.yearschedule`): which computed days it confirms and how it
+    corrects them; the two flat lists are operator-entered days, hence confirmed.
     """
 
     timezone: str = "Asia/Ho_Chi_Minh"
     cutoff: Mapping[str, tuple[str, str]] = field(default_factory=lambda: ND09_CUTOFF)
     extra_holidays: frozenset[date] = frozenset()
     extra_working_days: frozenset[date] = frozenset()
+    years: Mapping[int, YearSchedule] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         pendulum.timezone(self.timezone)  # raises on an unknown zone name
@@ -225,6 +258,7 @@ class CalendarSettings:
         object.__setattr__(
             self, "extra_working_days", frozenset(_as_date(d) for d in self.extra_working_days)
         )
+        object.__setattr__(self, "years", MappingProxyType(dict(self.years)))
         both = self.extra_holidays & self.extra_working_days
         if both:
             listed = ", ".join(sorted(d.isoformat() for d in both))
@@ -250,10 +284,8 @@ class CalendarSettings:
             cutoff=cutoff,
             extra_holidays=frozenset(_as_date(d) for d in data.get("extra_holidays", ()) or ()),
             extra_working_days=frozenset(_as_date(d) for d in data.get("extra_working_days", ()) or ()),
+            years=parse_years(data.get("years", {}) or {}),
         )
-
-
-_EXTRA_HOLIDAY_NAME = "Ngày nghỉ bổ sung"
 
 
 class WorkCalendar:
@@ -261,7 +293,9 @@ class WorkCalendar:
 
     Holidays come from ``holidays.VN`` (Vietnamese names, lunar Tết and observed days included),
     plus ``extra_holidays``. Saturdays the Government swaps into working days are working days,
-    whether the `holidays` package knows the swap or it is listed in ``extra_working_days``.
+    whether the `holidays` package knows the swap or it is listed in ``extra_working_days``. A year's
+    recorded decision (``settings.years``) removes, adds and swaps days over the computed ones, and
+    :meth:`special_days` says which days rest on it ("đã xác nhận") and which are still computed.
     """
 
     def __init__(self, settings: CalendarSettings | None = None) -> None:
@@ -284,10 +318,47 @@ class WorkCalendar:
         names: dict[date, str] = {d: str(name) for d, name in table.items() if d.year == year}
         for extra in self.settings.extra_holidays:
             if extra.year == year:
-                names.setdefault(extra, _EXTRA_HOLIDAY_NAME)
+                names.setdefault(extra, DEFAULT_HOLIDAY_NAME)
+        workdays = {d for d in getattr(table, "weekend_workdays", set()) if d.year == year}
+        decided = self.settings.years.get(year)
+        if decided is not None:  # the recorded decision corrects the computed days
+            for day in decided.removed | decided.working_days:
+                names.pop(day, None)
+            names.update(decided.holidays)
+            workdays = (workdays | decided.working_days) - set(decided.holidays)
         self._holidays[year] = dict(sorted(names.items()))
-        workdays = getattr(table, "weekend_workdays", set())
-        self._lib_workdays[year] = frozenset(d for d in workdays if d.year == year)
+        self._lib_workdays[year] = frozenset(workdays)
+
+    def _confirmed(self, d: date, explicit: frozenset[date]) -> bool:
+        decided = self.settings.years.get(d.year)
+        if decided is not None and d in decided.pending:
+            return False
+        return d in explicit or (decided is not None and decided.confirms(d))
+
+    def special_days(self, start: date, end: date) -> list[SpecialDay]:
+        """Holidays and weekend days worked from ``start`` to ``end`` (inclusive), each marked confirmed
+        or computed, so an office sees which dates of a cycle rest on a decision and which on a rule."""
+        out: list[SpecialDay] = []
+        for year in range(start.year, end.year + 1):
+            self._load_year(year)
+            for d, name in self._holidays[year].items():
+                if start <= d <= end and d not in self.settings.extra_working_days:
+                    out.append(SpecialDay(d, name, False, self._confirmed(d, self.settings.extra_holidays)))
+            worked = (self._lib_workdays[year] | {d for d in self.settings.extra_working_days if d.year == year})
+            for d in sorted(worked - self.settings.extra_holidays):
+                if start <= d <= end and d.weekday() >= 5:
+                    out.append(SpecialDay(d, WORKING_DAY_NAME, True,
+                                          self._confirmed(d, self.settings.extra_working_days)))
+        return sorted(out, key=lambda s: s.day)
+
+    def would_work(self, d: date) -> bool:
+        """Whether ``d`` would be a working day were it not a holiday: a weekday or a weekend day worked.
+
+        A holiday on such a day is one that moves dates; a holiday on a plain Sunday moves nothing."""
+        if d.weekday() < 5 or d in self.settings.extra_working_days:
+            return True
+        self._load_year(d.year)
+        return d in self._lib_workdays[d.year]
 
     def holidays(self, year: int) -> dict[date, str]:
         """Public holidays of ``year`` with their Vietnamese names, in date order (a copy)."""
@@ -375,13 +446,16 @@ class WorkCalendar:
         end means its last day (day=31 in June -> 30/6). ``month_offset`` shifts the month: +1 for
         a yearly report due in January of the next year, -1 for a quarter due before its last month.
         """
+        return self.adjust(self.period_month_day(period, day, month_offset), rule)
+
+    def period_month_day(self, period: Period, day: int, month_offset: int = 0) -> date:
+        """The plan's day before any move off a non-working day (what "moved from" refers to)."""
         if isinstance(day, bool) or not isinstance(day, int) or day < 1:
             raise ValueError(f"Deadline day must be a positive integer, got {day!r}")
         months = period.year * 12 + (period.end_month - 1) + month_offset
         year, month = divmod(months, 12)
         last = _last_day_of_month(year, month + 1)
-        target = date(year, month + 1, min(day, last.day))
-        return self.adjust(target, rule)
+        return date(year, month + 1, min(day, last.day))
 
     # -- local time --------------------------------------------------------------------------------
 

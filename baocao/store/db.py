@@ -41,6 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.types import TypeDecorator
 
 from baocao.store.states import RequestState
+from baocao.tasks.duephrases import Due
 
 
 def utcnow() -> datetime:
@@ -285,6 +286,13 @@ class Task(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     recurrence: Mapped[str | None] = mapped_column(String(20))
     from_year: Mapped[int | None] = mapped_column(Integer)
+    schedule: Mapped[str | None] = mapped_column(String(100))  # periodic: "Q1:10/3 H1:10/6" (Due.schedule_code)
+
+    @property
+    def due(self) -> Due:
+        """The deadline as the import read it (one definition for forms, reminders and reports)."""
+        return Due(self.deadline_text, self.due_date, self.recurrence, self.from_year,
+                   Due.schedule_from_code(self.schedule))
 
 
 class TaskAssignment(Base):

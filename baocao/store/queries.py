@@ -89,7 +89,8 @@ def open_cycle(db: Database, cfg: Config, period: Period, plan_code: str, root: 
     root = root or plan.root
     if root not in cfg.hierarchy:
         raise ValueError(f"no unit with code {root!r}")
-    schedules = unit_deadlines(plan, period, cfg.hierarchy, cfg.calendar, root=root)
+    # Effective deadlines: a unit also under another plan for this period owes the earlier day.
+    schedules = unit_deadlines(plan, period, cfg.hierarchy, cfg.calendar, root=root, plans=cfg.plans.values())
     with db.session() as s:
         insert_ignore(s, Cycle.__table__, [{"period": period.code, "plan": plan.code, "root_code": root,
                                             "status": "open", "opened_at": utcnow()}],

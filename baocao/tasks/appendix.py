@@ -31,8 +31,9 @@ from typing import Any
 
 from baocao.errors import AppendixImportError
 from baocao.rules.hierarchy import Hierarchy
-from baocao.tasks.duephrases import Due, DuePhraseError, parse_due_phrase
+from baocao.tasks.duephrases import Due, DuePhraseError
 from baocao.tasks.names import SEPARATORS, clean_cell, join_continuation, name_key, name_tokens
+from baocao.tasks.recurrence import read_task_due
 from baocao.tasks.taskbodies import BodyRules, TaskBodiesError, require_unit
 
 # ----------------------------------------------------------------------------- data types
@@ -79,6 +80,7 @@ class ImportedTask:
     lead_units: tuple[str, ...]
     partner_units: tuple[str, ...]
     external_bodies: tuple[str, ...]
+    due_basis: str = "deadline"  # where ``due`` was read: "deadline", "product" or "override" (config)
 
 
 @dataclass(frozen=True)
@@ -450,7 +452,8 @@ def _number_problems(rows: Sequence[AppendixRow]) -> list[AppendixProblem]:
 def resolve_tasks(
     rows: list[AppendixRow], *, plan: str, root: str, hierarchy: Hierarchy, rules: BodyRules, year: int
 ) -> list[ImportedTask]:
-    """Resolve every row's bodies to units of ``root``'s subtree and read its deadline.
+    """Resolve every row's bodies to units of ``root``'s subtree and read its deadline and recurrence
+    (:func:`~baocao.tasks.recurrence.read_task_due`: Thời hạn and Sản phẩm together, or the plan's override).
 
     All or nothing: every problem (unknown body, unreadable deadline, duplicate or missing STT,
     missing lead) is collected and raised together as :class:`AppendixImportError`; a task list is
@@ -470,7 +473,8 @@ def resolve_tasks(
         lead_units, lead_external = _resolve_cell(names, row, "lead", row.lead, problems)
         partner_units, partner_external = _resolve_cell(names, row, "partners", row.partners, problems)
         try:
-            due = parse_due_phrase(row.deadline, default_year=year)
+            due, basis = read_task_due(row.deadline, row.product, default_year=year,
+                                       override=rules.deadlines.get(row.number))
         except DuePhraseError as exc:
             problems.append(AppendixProblem(
                 row.line, row.number, COLUMN_VI["deadline"], row.deadline, exc.message_vi
@@ -480,7 +484,7 @@ def resolve_tasks(
             plan=plan, number=row.number, content=row.content, lead_text=row.lead,
             partners_text=row.partners, product=row.product, deadline_text=row.deadline, due=due,
             lead_units=tuple(lead_units), partner_units=tuple(partner_units),
-            external_bodies=tuple(dict.fromkeys(lead_external + partner_external)),
+            external_bodies=tuple(dict.fromkeys(lead_external + partner_external)), due_basis=basis,
         ))
     if problems:
         problems.sort(key=lambda p: (p.line, p.number or 0))

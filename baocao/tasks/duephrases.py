@@ -17,7 +17,7 @@ from baocao.errors import DuePhraseError
 from baocao.rules.periods import Period, _last_day_of_month
 
 __all__ = [
-    "Due", "DuePhraseError", "parse_due_phrase",
+    "Due", "DuePhraseError", "parse_due_phrase", "read_schedule",
 ]
 
 
@@ -25,7 +25,10 @@ __all__ = [
 # Deadline phrases of the plans' task appendices
 # --------------------------------------------------------------------------------------------------
 
-RECURRENCES: tuple[str, ...] = ("continuous", "yearly", "on_event")
+RECURRENCES: tuple[str, ...] = ("continuous", "yearly", "on_event", "periodic")
+
+ScheduleItem = tuple[str, int, int]
+"""(period kind, month, day): a periodic task's report for that period is due on that day of its year."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Due:
     ``due_date`` is the last day (inclusive) for one-off tasks. Recurring tasks carry ``recurrence``:
     "continuous" (Thường xuyên: reported every period, no due date), "yearly" (Hằng năm: due by
     31/12 of each year), "on_event" (Sau khi có hướng dẫn ...: no date until the event happens).
+    "periodic" (Định kỳ quý I, 6 tháng, 9 tháng và năm: asked in every period of ``schedule``, each
+    with its own day, e.g. ("H1", 6, 10) for "6 tháng (trước ngày 10 tháng 6)").
     ``from_year`` is the first year a recurring task applies, when the phrase names one.
     """
 
@@ -42,6 +47,22 @@ class Due:
     due_date: date | None
     recurrence: str | None
     from_year: int | None
+    schedule: tuple[ScheduleItem, ...] = ()
+
+    @property
+    def schedule_code(self) -> str | None:
+        """The schedule as stored in the database ("Q1:10/3 H1:10/6"); None when there is none."""
+        return " ".join(f"{kind}:{day}/{month}" for kind, month, day in self.schedule) or None
+
+    @staticmethod
+    def schedule_from_code(code: str | None) -> tuple[ScheduleItem, ...]:
+        """Inverse of :attr:`schedule_code`."""
+        items = []
+        for item in (code or "").split():
+            kind, _, day_month = item.partition(":")
+            day, _, month = day_month.partition("/")
+            items.append((kind, int(month), int(day)))
+        return tuple(items)
 
     def active_in(self, period: Period) -> bool:
         """Whether a recurring task is expected to be running in ``period`` (``from_year`` reached)."""
@@ -57,6 +78,10 @@ class Due:
             return self.due_date
         if self.recurrence == "yearly" and self.active_in(period):
             return date(period.year, 12, 31)
+        if self.recurrence == "periodic" and self.active_in(period):
+            for kind, month, day in self.schedule:
+                if kind == period.kind:
+                    return date(period.year, month, day)
         return None
 
 
@@ -95,6 +120,21 @@ _RE_FROM = re.compile(r"(?:bắt đầu\s)?từ\s(?:năm\s)?(?P<from>\d{4})")
 _RE_CONTINUOUS = re.compile(r"^(?:thường xuyên|liên tục)$")
 _RE_YEARLY = re.compile(r"^(?:định kỳ\s)?(?:hàng|hằng)\snăm$")
 _RE_ON_EVENT = re.compile(r"^(?:sau khi|khi)\s\S")
+
+# A periodic report's periods and days, as a product cell or an override names them:
+# "định kỳ quý I (trước ngày 10 tháng 3); 6 tháng (trước ngày 10 tháng 6); ... hằng năm (trước ngày 10 tháng 12)".
+_SCHEDULE_LABELS: tuple[tuple[str, str], ...] = (
+    (r"quý\s?(?:i|1)", "Q1"),
+    (r"(?:6|sáu)\stháng(?:\sđầu\snăm)?", "H1"),
+    (r"(?:9|chín)\stháng(?:\sđầu\snăm)?", "9M"),
+    (r"(?:(?:hằng|hàng|cả)\s)?năm", "Y"),
+)
+_RE_SCHEDULE_ITEM = re.compile(
+    r"(?<!\w)(?P<label>" + "|".join(f"(?:{label})" for label, _ in _SCHEDULE_LABELS) + r")"
+    r"\s?[(:]?\s?(?:(?:trước|chậm nhất|hạn|đến)\s)?(?:ngày\s)?"
+    r"(?P<day>\d{1,2})(?:/|\stháng\s)(?P<month>\d{1,2})(?!\d)"
+)
+_RE_PERIODIC = re.compile(r"^định kỳ(?:\s|:|$)")
 
 _EXAMPLES_VI = (
     "«Trước 10/5/2026», «Tháng 5/2026», «Quý IV/2026», «Năm 2026», «Thường xuyên», «Hằng năm, từ năm 2026»"
@@ -141,6 +181,25 @@ def _checked_date(phrase: str, year: int, month: int, day: int) -> date:
         ) from exc
 
 
+def read_schedule(text: str) -> tuple[ScheduleItem, ...]:
+    """The periods and days a periodic report names, in period order; () when it names none.
+
+    Read from free text ("... định kỳ quý I (trước ngày 10 tháng 3); 6 tháng (trước ngày 10 tháng 6)
+    ...") because the plans put this in the "Sản phẩm/Kết quả" column, not in "Thời hạn". A period
+    named twice keeps its first day; a day that does not exist raises :class:`DuePhraseError`.
+    """
+    norm = _normalise(text) if isinstance(text, str) else ""
+    found: dict[str, tuple[int, int]] = {}
+    for match in _RE_SCHEDULE_ITEM.finditer(norm):
+        label = match["label"]
+        kind = next(k for pattern, k in _SCHEDULE_LABELS if re.fullmatch(pattern, label))
+        day, month = int(match["day"]), int(match["month"])
+        _checked_date(text, 2000, month, day)  # a leap year: 29/2 is a day some years have
+        found.setdefault(kind, (month, day))
+    order = [k for _, k in _SCHEDULE_LABELS]
+    return tuple((k, *found[k]) for k in sorted(found, key=order.index))
+
+
 def _recurring(phrase: str, norm: str) -> Due | None:
     """Read "Thường xuyên[, từ năm 2026]", "Từ 2026 và thường xuyên", "Hằng năm, bắt đầu từ 2026"."""
     from_years = list(_RE_FROM.finditer(norm))
@@ -176,6 +235,12 @@ def parse_due_phrase(text: str, *, default_year: int | None = None) -> Due:
 
     if _RE_ON_EVENT.match(norm):
         return Due(phrase, None, "on_event", None)
+
+    if _RE_PERIODIC.match(norm):
+        schedule = read_schedule(norm)
+        if schedule:
+            from_year = _RE_FROM.search(norm)
+            return Due(phrase, None, "periodic", int(from_year["from"]) if from_year else None, schedule)
 
     recurring = _recurring(phrase, norm)
     if recurring is not None:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from baocao.errors import TaskBodiesError
+from baocao.errors import DuePhraseError, TaskBodiesError
 from baocao.rules.hierarchy import Hierarchy
+from baocao.tasks.duephrases import parse_due_phrase
 from baocao.tasks.names import name_key
 
 _RULE_OF = re.compile(r"^(departments|communes|children)\s+of\s+(\S+)$")
@@ -29,6 +30,8 @@ class BodyRules:
     ``groups``: name -> rules, each "departments of CODE", "communes of CODE", "children of CODE",
     "CODE itself" or a bare unit code; a task given to a group goes to each unit of it.
     ``aliases``: name -> unit code. ``external``: bodies outside the hierarchy (kept as text).
+    ``deadlines``: task number (STT) -> a deadline phrase read instead of the task's "Thời hạn" and
+    "Sản phẩm/Kết quả" cells, for a task whose recurrence or date the import read wrongly.
     """
 
     plan: str
@@ -36,6 +39,7 @@ class BodyRules:
     aliases: Mapping[str, str] = field(default_factory=dict)
     external: tuple[str, ...] = ()
     source: str = ""
+    deadlines: Mapping[int, str] = field(default_factory=dict)
 
     def group_units(self, name: str, hierarchy: Hierarchy) -> tuple[str, ...]:
         """The unit codes a group stands for; unknown codes raise :class:`TaskBodiesError`."""
@@ -99,10 +103,10 @@ def parse_task_bodies(data: Mapping[str, Any], path: str | Path) -> dict[str, Bo
     for plan, table in data.items():
         if not isinstance(table, dict):
             raise TaskBodiesError(path, plan, "must be a table ([plan-code]) of groups, aliases and external")
-        unknown = set(table) - {"groups", "aliases", "external"}
+        unknown = set(table) - {"groups", "aliases", "external", "deadlines"}
         if unknown:
             key = f"{plan}.{sorted(unknown)[0]}"
-            raise TaskBodiesError(path, key, "unknown key (use groups, aliases, external)")
+            raise TaskBodiesError(path, key, "unknown key (use groups, aliases, external, deadlines)")
         groups_raw = table.get("groups", {})
         aliases_raw = table.get("aliases", {})
         external_raw = table.get("external", [])
@@ -137,7 +141,28 @@ def parse_task_bodies(data: Mapping[str, Any], path: str | Path) -> dict[str, Bo
             if key in seen:
                 raise TaskBodiesError(path, f"{plan}.{section}.{name!r}", f"same name as {seen[key]}")
             seen[key] = f"{plan}.{section}.{name!r}"
-        out[plan] = BodyRules(plan, groups, aliases, tuple(external_raw), str(path))
+        deadlines = _deadlines(table.get("deadlines", {}), path, plan)
+        out[plan] = BodyRules(plan, groups, aliases, tuple(external_raw), str(path), deadlines)
+    return out
+
+
+def _deadlines(raw: Any, path: Path, plan: str) -> dict[int, str]:
+    """``[plan.deadlines]``: "STT" = "phrase"; each phrase must read (checked here, with a stand-in
+    year for phrases that name none, so ``config check`` names a bad override before an import)."""
+    if not isinstance(raw, dict):
+        raise TaskBodiesError(path, f"{plan}.deadlines", 'must be a table of "STT" = "deadline phrase"')
+    out: dict[int, str] = {}
+    for number, phrase in raw.items():
+        key = f"{plan}.deadlines.{number!r}"
+        if not str(number).isdigit() or int(number) < 1:
+            raise TaskBodiesError(path, key, "the key must be a task number (STT), e.g. \"11\"")
+        if not isinstance(phrase, str):
+            raise TaskBodiesError(path, key, f"must be a deadline phrase, got {phrase!r}")
+        try:
+            parse_due_phrase(phrase, default_year=2000)
+        except DuePhraseError as exc:
+            raise TaskBodiesError(path, key, str(exc)) from None
+        out[int(number)] = phrase
     return out
 
 

@@ -33,6 +33,7 @@ def import_appendix(db: Database, cfg: Config, path: Path, plan_code: str, year:
             row.content, row.lead_text, row.partners_text = t.content, t.lead_text, t.partners_text
             row.product, row.deadline_text = t.product, t.deadline_text
             row.due_date, row.recurrence, row.from_year = t.due.due_date, t.due.recurrence, t.due.from_year
+            row.schedule = t.due.schedule_code
             s.add(row)
             s.flush()
             keep_ids.append(row.id)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.office import office  # noqa: F401 - the session fixture, registered here
 from tests.support.tuky import TuKy, open_tu_ky
 
 

@@ -124,9 +124,10 @@ def ratio(typed: dict[str, Filled], units, num: str, den: str) -> float:
 
 WARD = "X10714"
 DEPTS = ["X10714-VHXH", "X10714-VP", "X10714-KT", "X10714-TTHCC", "X10714-TTDVSNC"]
-# Nhị Chiểu, H1 2026: the ward reports to the city before 10/6 (Wed); its departments 3 working days
-# earlier, 05/6 (Fri); the ward is due 1 working day after its departments' deadline, 08/6 (Mon).
-DEPT_DEADLINE, WARD_DUE = date(2026, 6, 5), date(2026, 6, 8)
+# Nhị Chiểu, H1 2026: KH 158 says the ward reports to the city before 10/6, but the national plan has
+# the city collect its wards by 05/6 (Fri), and the earlier day applies (issue 19.2); its departments
+# 3 working days earlier, 02/6 (Tue); the ward is due 1 working day after that, 03/6 (Wed).
+WARD_DEADLINE, DEPT_DEADLINE, WARD_DUE = date(2026, 6, 5), date(2026, 6, 2), date(2026, 6, 3)
 
 
 def open_ward(app, seed: int = 7):  # noqa: ANN001, ANN201
@@ -138,7 +139,7 @@ def open_ward(app, seed: int = 7):  # noqa: ANN001, ANN201
     cycle = find_cycle(app.db, PERIOD, "nhi-chieu")
     assert cycle is not None and cycle.root == WARD
     dl = deadlines(app, cycle.id)
-    assert dl[WARD] == date(2026, 6, 10) and {dl[d] for d in DEPTS} == {DEPT_DEADLINE}
+    assert dl[WARD] == WARD_DEADLINE and {dl[d] for d in DEPTS} == {DEPT_DEADLINE}
     forms = forms_received(app)
     assert sorted(forms) == sorted(DEPTS)
     return cycle, forms, draw(app, DEPTS, seed)
