@@ -84,6 +84,7 @@ class ChildStatus:
     state: str
     """"sent", "partial" (a consolidator with some of its forms in), "missing" or "exempt"."""
     on_time: bool
+    """Everything it sent came before its deadline (False for one that sent nothing)."""
     received: int
     expected: int
 
@@ -104,6 +105,6 @@ def child_statuses(figures: Figures, child_figures: Mapping[str, Figures], hiera
             on_time = state == "sent" and code not in late
         else:
             state = "sent" if c["accepted"] == c["expected"] else ("partial" if c["accepted"] else "missing")
-            on_time = c["on_time"] == c["expected"] and c["expected"] > 0
+            on_time = c["on_time"] == c["accepted"]  # what it sent came in time (the missing ones are said apart)
         out.append(ChildStatus(code, unit.name, cat, state, on_time, int(c["accepted"]), int(c["expected"])))
     return out

@@ -600,6 +600,15 @@ def _annex_numbers(ctx: ReportContext, opinions: bool = True, proposals: bool = 
     return {name: _ROMAN[i] for i, name in enumerate(names)}
 
 
+def _own_plan(document: str, unit_name: str, place: str) -> str:
+    """The unit's own plan without its place, as offices write it before naming themselves in full:
+    "Kế hoạch số 144/KH-UBND ... của Ủy ban nhân dân thành phố, Ủy ban nhân dân thành phố Hải Phòng báo cáo"."""
+    suffix = f" của {unit_name}"
+    if place and document.endswith(suffix) and unit_name.endswith(" " + place):
+        return document[: -len(place) - 1]
+    return document
+
+
 def _data_period(ctx: ReportContext) -> str:
     """ND 09/2019's data window, and that what lies after the units' submission is an estimate (số ước)."""
     if ctx.cutoff is None:
@@ -655,7 +664,7 @@ def report_text(ctx: ReportContext) -> ReportText:
     shortcomings += who
     tasks, tasks_summary = _tasks(ctx)
     sections, opinions, proposals = _narrative(ctx)
-    basis = [_clean(b) for b in ctx.basis if _clean(b)] or [_clean(ctx.plan_name)]
+    basis = [_own_plan(_clean(b), unit_name, ctx.place) for b in ctx.basis if _clean(b)] or [_clean(ctx.plan_name)]
     return ReportText(
         summary=_say("summary_line", period_label),
         intro=_say("intro", basis, unit_name, period_label),
@@ -825,6 +834,17 @@ def _number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else float(value)
 
 
+def _xlsx_format(entry: dict[str, Any]) -> str:
+    """The cell's number format: a count, or a percentage with the decimals the report prints it with
+    (0.00 for 99.95 against 100, so the cell never shows 100.0 beside "Chưa đạt")."""
+    if entry["kind"] == "max":
+        return "#,##0"
+    if entry["value"] is None:
+        return "0.0"
+    decimals = len(_value_text(entry).rstrip("%").partition(",")[2]) or 1
+    return "0." + "0" * decimals
+
+
 def render_xlsx(ctx: ReportContext) -> bytes:
     """The appendix: figures by unit against the targets, units missing or late, tasks, units' words."""
     from openpyxl import Workbook
@@ -879,7 +899,7 @@ def render_xlsx(ctx: ReportContext) -> bytes:
         for k, dcode in enumerate(derived_codes):
             e = figures.derived[dcode]
             col = first_derived_col + 2 * k
-            _put(ws, r, col, _number(e["value"]), number_format="#,##0" if e["kind"] == "max" else "0.0")
+            _put(ws, r, col, _number(e["value"]), number_format=_xlsx_format(e))
             _put(ws, r, col + 1, _say("status_word", e["value"], e["met"], e["has_target"]))
         if is_total:
             for j in range(1, len(headers) + 1):
