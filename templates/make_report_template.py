@@ -255,13 +255,18 @@ def _figures(doc) -> None:
     tag(doc, "{{p figures_appendix }}")
 
 
-def _tasks(doc) -> None:
-    tag(doc, "{%p if tasks %}")
+def _annex_heading(doc, name: str, title: str) -> None:
+    """An annex that appears only when the report has `name`: a new page, "PHỤ LỤC <n>", its title, the attachment line."""
+    tag(doc, "{%p if " + name + " %}")
     p = para(doc, "", align=CENTER, after=0)
     p.add_run().add_break(WD_BREAK.PAGE)
-    para(doc, "PHỤ LỤC {{ annex.tasks }}", bold=True, align=CENTER, after=0)
-    para(doc, "TÌNH HÌNH THỰC HIỆN CÁC NHIỆM VỤ ĐƯỢC GIAO", bold=True, align=CENTER, after=0)
+    para(doc, "PHỤ LỤC {{ annex." + name + " }}", bold=True, align=CENTER, after=0)
+    para(doc, title, bold=True, align=CENTER, after=0)
     para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+
+
+def _tasks(doc) -> None:
+    _annex_heading(doc, "tasks", "TÌNH HÌNH THỰC HIỆN CÁC NHIỆM VỤ ĐƯỢC GIAO")
     headers = ["STT", "Nội dung nhiệm vụ", "Hoàn thành", "Đang thực hiện", "Chưa thực hiện", "Quá hạn",
                "Đơn vị quá hạn"]
     cells = ["{{ t.number }}", "{{ t.content }}", "{{ t.done }}", "{{ t.in_progress }}", "{{ t.not_started }}",
@@ -285,12 +290,7 @@ def _tasks(doc) -> None:
 def _opinions(doc) -> None:
     """The units' words, every point with how many units and which ones raised it (the body states the largest);
     then the children's proposals, addressed to the issuing unit, as an annex of their own."""
-    tag(doc, "{%p if opinions %}")
-    p = para(doc, "", align=CENTER, after=0)
-    p.add_run().add_break(WD_BREAK.PAGE)
-    para(doc, "PHỤ LỤC {{ annex.opinions }}", bold=True, align=CENTER, after=0)
-    para(doc, "TỔNG HỢP Ý KIẾN CỦA CÁC ĐƠN VỊ", bold=True, align=CENTER, after=0)
-    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+    _annex_heading(doc, "opinions", "TỔNG HỢP Ý KIẾN CỦA CÁC ĐƠN VỊ")
     tag(doc, "{%p for block in opinions %}")
     para(doc, "{{ loop.index }}. {{ block.label }}", bold=True, align=WD_ALIGN_PARAGRAPH.LEFT, after=3)
     tag(doc, "{%p for g in block.groups %}")
@@ -298,12 +298,7 @@ def _opinions(doc) -> None:
     tag(doc, "{%p endfor %}")
     tag(doc, "{%p endfor %}")
     tag(doc, "{%p endif %}")
-    tag(doc, "{%p if proposals %}")
-    p = para(doc, "", align=CENTER, after=0)
-    p.add_run().add_break(WD_BREAK.PAGE)
-    para(doc, "PHỤ LỤC {{ annex.proposals }}", bold=True, align=CENTER, after=0)
-    para(doc, "KIẾN NGHỊ, ĐỀ XUẤT CỦA CÁC ĐƠN VỊ GỬI {{ proposals_to | upper }}", bold=True, align=CENTER, after=0)
-    para(doc, ATTACHED, size=13, italic=True, align=CENTER)
+    _annex_heading(doc, "proposals", "KIẾN NGHỊ, ĐỀ XUẤT CỦA CÁC ĐƠN VỊ GỬI {{ proposals_to | upper }}")
     para(doc, "(Để {{ proposals_to }} xem xét, giải quyết theo thẩm quyền; không phải kiến nghị của {{ proposals_to }} "
          "gửi cấp trên)", size=13, italic=True, align=CENTER)
     tag(doc, "{%p for g in proposals %}")
