@@ -267,3 +267,15 @@ def test_city_report_prints_numbered_with_phu_luc_i_landscape(haiphong, office, 
     one_line = [n for n in (haiphong.child_figures[c].name for c in haiphong.figures.children) if len(n) < 28]
     assert len(one_line) > 100 and all(name in "".join(pages[appendix:]) for name in one_line)  # longer ones wrap
     assert "Nguyễn Văn A" in pages[appendix - 1]  # the signature closes the report before its appendices
+
+
+def test_phu_luc_i_prints_the_digits_that_decide_a_missed_target(cfg):
+    """A unit at 99,95% of a 100% target is shaded as missed: its cell must not read "100,0"."""
+    from baocao.consolidation.docx_appendix import figures_appendix_xml
+
+    ctx = small_context(cfg)
+    entry = ctx.child_figures["X1"].derived["TL_VB_DIEN_TU"]
+    assert entry["has_target"] and entry["target"] == 100
+    entry.update(value=99.95, met=False)
+    xml = str(figures_appendix_xml(ctx))
+    assert ">99,95<" in xml  # (the old cell printed "100,0" beside the shading that says missed)

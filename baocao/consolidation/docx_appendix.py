@@ -108,7 +108,7 @@ def _table(columns: list[_Column], names: list[str], statuses: list[str] | None,
 
 def figures_appendix_xml(ctx: ReportContext) -> Markup:
     """The tables of Phụ lục I as WordprocessingML body elements (safe markup for the docx template)."""
-    from baocao.consolidation.report import _clean, _derived_unit, _report_status, _say
+    from baocao.consolidation.report import _clean, _derived_unit, _report_status, _say, _value_text
 
     f, catalog = ctx.figures, ctx.catalog
     rows: list[Figures] = [ctx.child_figures[c] for c in f.children if c in ctx.child_figures] + [f]
@@ -123,7 +123,8 @@ def figures_appendix_xml(ctx: ReportContext) -> Markup:
         for r in rows:
             entry = r.derived.get(code, {})
             value = entry.get("value")
-            text = "—" if value is None else number_vi(float(value), 0 if is_count else 1)
+            # As the body prints it (the digits that decide the shading: 99,95, not 100,0); "%" is in the header.
+            text = "—" if value is None else _value_text(entry).removesuffix("%")
             cells.append((text, entry.get("met") is False))
         derived.append(_Column(_clean(e["label"]) + ("" if is_count else " (%)"), 0.0, cells))
         unit = _derived_unit(catalog, code)
