@@ -20,7 +20,7 @@ TABLES = {"units", "cycles", "requests", "received_files", "submissions", "submi
 def test_migrations_up_from_empty(any_db_url):
     assert current(any_db_url) is None
     upgrade(any_db_url)
-    assert current(any_db_url) == "0003"
+    assert current(any_db_url) == "0004"
     db = Database(any_db_url)
     try:
         assert TABLES <= set(inspect(db.engine).get_table_names())

@@ -44,6 +44,10 @@ class Mail:
     to: tuple[str, ...]
     cc: tuple[str, ...] = ()
     reply_to: str | None = None
+    # Threading (RFC 5322 3.6.4): a reply names the unit's own message, so a mail client shows it
+    # under what the unit sent. Message-IDs with their angle brackets.
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
     subject: str
     text: str
     html: str | None = None
@@ -55,7 +59,7 @@ class Mail:
 
     def __post_init__(self) -> None:
         # Accept lists from callers; keep the value immutable like the rest of the dataclass.
-        for name in ("to", "cc", "attachments"):
+        for name in ("to", "cc", "attachments", "references"):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = (value,)
@@ -229,6 +233,18 @@ def encoded_words(text: str, header_name: str) -> str:
     return "\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
 
 
+_MSG_ID = re.compile(r"<[^<>\s]{1,250}@[^<>\s]{1,250}>")
+
+
+def _message_ids(ids: Iterable[str], header: str) -> str:
+    """`<a@b> <c@d>` for In-Reply-To / References; an id that is not one (a forged or broken header of
+    the unit's mail) is left out rather than copied into ours."""
+    good = [i.strip() for i in ids if _MSG_ID.fullmatch(i.strip())]
+    if not good:
+        return ""
+    return "\n ".join(good[-20:])  # folded one id per line; the last 20 are enough to thread
+
+
 def _top_headers(mail: Mail, domain: str, date: datetime | None) -> list[tuple[str, Any]]:
     """The message's own headers, in order, as the email package stores them: a header object, or
     text written as it is. Raises ``ValueError`` for what :func:`build_message` refuses."""
@@ -243,6 +259,9 @@ def _top_headers(mail: Mail, domain: str, date: datetime | None) -> list[tuple[s
         headers.append(("Cc", _address_value("Cc", mail.cc)))
     if mail.reply_to:
         headers.append(("Reply-To", _address_value("Reply-To", [mail.reply_to])))
+    for name, ids in (("In-Reply-To", [mail.in_reply_to] if mail.in_reply_to else []), ("References", mail.references)):
+        if value := _message_ids(ids, name):
+            headers.append((name, value))
     subject = _fold_away(mail.subject)
     if subject.isascii():
         headers.append(("Subject", _POLICY.header_factory("Subject", subject)))

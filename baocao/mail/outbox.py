@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,15 +72,19 @@ def enqueue(
     session: Session, *, key: str, kind: str, to: Sequence[str], subject: str, text: str, html: str | None = None,
     cc: Sequence[str] = (), stage: str = "", unit: str | None = None, period: str | None = None,
     cycle_id: int | None = None, attachments: Sequence[FileAttachment] = (), status: str = "pending",
+    headers: Mapping[str, Any] | None = None,
 ) -> bool:
     """Write a message unless its key is there already. True when it was new.
 
     `status="held"`: written but not sent until released (the replies to one incoming mail, merged
-    into one by :mod:`baocao.intake.replies` once the whole mail is taken in)."""
+    into one by :mod:`baocao.intake.replies` once the whole mail is taken in).
+    `headers`: this message's own Reply-To (an issued report: the unit's coordinator answers, not the
+    robot), In-Reply-To and References (a reply threads under the unit's mail); see :data:`MESSAGE_HEADERS`."""
     if exists(session, key):
         return False
     enqueue_all(session, [dict(key=key, kind=kind, to=to, subject=subject, text=text, html=html, cc=cc, stage=stage,
-                               unit=unit, period=period, cycle_id=cycle_id, attachments=attachments, status=status)])
+                               unit=unit, period=period, cycle_id=cycle_id, attachments=attachments, status=status,
+                               headers=headers)])
     return True
 
 
@@ -119,8 +123,13 @@ def enqueue_many(session: Session, messages: Sequence[dict[str, Any]]) -> None:
 
 def _row(*, key: str, kind: str, to: Sequence[str], subject: str, text: str, html: str | None = None,
          cc: Sequence[str] = (), stage: str = "", unit: str | None = None, period: str | None = None,
-         cycle_id: int | None = None, refs: Sequence[dict[str, Any]] = (), status: str = "pending") -> dict[str, Any]:
+         cycle_id: int | None = None, refs: Sequence[dict[str, Any]] = (), status: str = "pending",
+         headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    unknown = set(headers or ()) - set(MESSAGE_HEADERS)
+    if unknown:
+        raise ValueError(f"outbox headers {sorted(unknown)} are not among {MESSAGE_HEADERS}")
     return {
+        "headers": dict(headers or {}),
         "key": key, "kind": kind, "stage": stage, "unit_code": unit, "period": period, "cycle_id": cycle_id,
         "recipients": list(dict.fromkeys(to)), "cc": [c for c in dict.fromkeys(cc) if c not in to],
         "subject": subject, "body_text": text, "body_html": html, "attachments": list(refs),
@@ -414,9 +423,17 @@ def _lock_fd(path: str) -> int | None:
     return _lock_fds[path] if _lock_fds[path] >= 0 else None
 
 
+MESSAGE_HEADERS = ("Reply-To", "In-Reply-To", "References")
+"""What a message may set of its own headers (the outbox row's `headers`): Reply-To (one address),
+In-Reply-To (one Message-ID), References (a list of Message-IDs). Others come from the settings."""
+
+
 def _mail(row: OutboxMessage, blobs: dict[int, bytes], settings: Settings) -> Mail:
+    own = row.headers or {}
     return Mail(
-        key=row.key, sender=settings.sender, to=tuple(row.recipients), cc=tuple(row.cc), reply_to=settings.reply_to,
+        key=row.key, sender=settings.sender, to=tuple(row.recipients), cc=tuple(row.cc),
+        reply_to=own.get("Reply-To") or settings.reply_to,
+        in_reply_to=own.get("In-Reply-To"), references=tuple(own.get("References") or ()),
         subject=row.subject, text=row.body_text, html=row.body_html,
         attachments=tuple(Attachment(a["filename"], blobs[a["blob_id"]], a["mimetype"], a.get("cid"))
                           for a in row.attachments),

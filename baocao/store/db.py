@@ -161,6 +161,9 @@ class Submission(Base):
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     superseded_by: Mapped[int | None] = mapped_column(Integer)
+    # Who prepared the form, their phone and the unit's head, as written on it ({"preparer", "phone",
+    # "head"}): the receipt reads them back and the consolidator knows whom to call.
+    contact: Mapped[dict[str, Any]] = mapped_column(default=dict)
     values: Mapped[list[Value]] = relationship(back_populates="submission")
 
 
@@ -226,6 +229,7 @@ class OutboxMessage(Base):
     # pending | sent | failed; replies to a mail: held (until the whole mail is in), merged (into one
     # reply, see last_error), throttled (over the per-address limit: kept, never sent); baocao/intake/replies.py
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)  # its own Reply-To, In-Reply-To, References
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -256,6 +260,20 @@ class Report(Base):
     xlsx_blob_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Issuing (config plan `report.issue`): "direct" reports are sent as made; a "review" report is a
+    # draft (Dự thảo) until the unit sends back the version it signed and numbered ("issued"), which is
+    # then sent up. Older rows, made before drafts existed, read as "direct".
+    status: Mapped[str] = mapped_column(String(20), default="direct")  # direct | draft | issued
+    number: Mapped[str | None] = mapped_column(String(60))  # "123/BC-UBND"
+    issued_on: Mapped[date | None] = mapped_column(Date)  # the date written on the issued report
+    issued_at: Mapped[datetime | None]  # when the issued file reached us (judges the unit's deadline)
+    issued_pdf_blob_id: Mapped[int | None] = mapped_column(Integer)
+    issued_docx_blob_id: Mapped[int | None] = mapped_column(Integer)
+    issued_file_id: Mapped[int | None] = mapped_column(Integer)  # received_files row, when it came by mail/folder
+    issued_via: Mapped[str | None] = mapped_column(String(100))  # "email:<sender>" | "cli:<user>"
+    signature: Mapped[str | None] = mapped_column(String(20))  # valid | invalid | unsigned (of the PDF)
+    signer: Mapped[str | None] = mapped_column(String(300))
+    signed_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):
