@@ -237,6 +237,18 @@ def test_value_labels_do_not_sit_on_the_target_line(cfg):
     assert checked >= 8
 
 
+def test_chart_writes_percentages_without_a_space(cfg):
+    """"60%", as the report's text writes it (issue 20 §2): the titles and the axis ticks."""
+    from baocao.consolidation.charts import chart_figure
+
+    fig = chart_figure(_chart_tree(cfg))
+    FigureCanvasAgg(fig).draw()
+    texts = [ax.get_title() for ax in fig.axes] + [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+    percents = [t for t in texts if "%" in t]
+    assert len(percents) >= len(fig.axes) * 2, texts
+    assert not any(" %" in t for t in percents), percents
+
+
 # ----------------------------------------------------------------------------- on paper (LibreOffice)
 @pytest.mark.slow
 def test_city_xlsx_appendix_prints_on_few_pages_each_with_unit_names(haiphong, office, tmp_path):

@@ -147,10 +147,10 @@ def chart_figure(ctx: ReportContext) -> Figure:
                     fontsize=LABEL_PT)
         ax.axvline(entry["target"], color="#333333", linestyle="--", linewidth=1)
         op = "≥" if entry["op"] == ">=" else "≤"
-        title = textwrap.fill(entry["label"], 26) + f"\n(chỉ tiêu {op} {number_vi(float(entry['target']), 0)} %)"
+        title = textwrap.fill(entry["label"], 26) + f"\n(chỉ tiêu {op} {number_vi(float(entry['target']), 0)}%)"
         ax.set_title(title, fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))  # a narrow panel: few ticks, none overlapping
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{number_vi(float(x), 0)} %"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{number_vi(float(x), 0)}%"))
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", color="#dddddd", linewidth=0.5)
         ax.set_axisbelow(True)
