@@ -90,6 +90,11 @@ class OperationError(BaocaoError, ValueError):
     """An operator's action that does not apply (unknown unit, no such request, nothing to return)."""
 
 
+class IssueError(BaocaoError, ValueError):
+    """An issued report that cannot be recorded (not a PDF, no number, a wrong or expired token); the
+    message is Vietnamese, for the unit, naming the file and the field."""
+
+
 class StaleState(BaocaoError, RuntimeError):
     """Another worker changed the request first; re-read and decide again."""
 

@@ -226,8 +226,10 @@ def counts(db: Database, cycle: CycleInfo) -> dict[str, int]:
             "receipts_sent": n(select(func.count()).select_from(OutboxMessage).where(
                 OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.RECEIPT, OutboxMessage.status == "sent")),
             "reports_made": n(select(func.count()).select_from(Report).where(Report.cycle_id == cycle.id)),
+            # A report made is mailed up (direct) or, reviewed, as the draft to its unit: the same rendered files.
             "reports_sent": n(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind == Kind.REPORT, OutboxMessage.status == "sent")),
+                OutboxMessage.cycle_id == cycle.id, OutboxMessage.kind.in_((Kind.REPORT, Kind.DRAFT)),
+                OutboxMessage.status == "sent")),
         }
 
 

@@ -19,13 +19,16 @@ import zipfile
 from dataclasses import dataclass
 
 from baocao.devservers.simulate import SAMPLE_TEXTS, Filled
-from baocao.opening.forms import STATUS_LABELS
+from baocao.opening.forms import COUNT_COLUMNS, STATUS_LABELS, TEXT_COLUMNS
 from baocao.rules.catalog import Catalog
 
 __all__ = ["FastFiller", "Reply"]
 
 _ROW = re.compile(r'<row r="(\d+)"[^>]*>(.*?)</row>', re.S)
-_CODE = re.compile(r'<c r="A\d+"[^>]*t="inlineStr"><is><t[^>]*>([^<]*)</t></is></c>')
+_CODE_CELL = r'<c r="{col}\d+"[^>]*t="inlineStr"><is><t[^>]*>([^<]*)</t></is></c>'
+# The Mã column of each table (the form prints it last; found from the form's own column list).
+_COUNT_CODE = re.compile(_CODE_CELL.format(col="ABCDEFGHIJ"[COUNT_COLUMNS.index("Mã")]))
+_TEXT_CODE = re.compile(_CODE_CELL.format(col="ABCDEFGHIJ"[TEXT_COLUMNS.index("Mã")]))
 _NUM = re.compile(r'<c r="A\d+"[^>]*><v>(\d+)</v></c>')
 _EMPTY = r'<c r="{ref}"(?P<s> s="\d+")?(?: t="n")?(?:/>|></c>)'
 
@@ -93,7 +96,7 @@ class FastFiller:
 
     def _counts(self, xml: str, filled: Filled) -> str:
         def fill(_n: int, row: str) -> str:
-            code = _CODE.search(row)
+            code = _COUNT_CODE.search(row)
             if code is None or code[1] not in filled.values:
                 return row
             n = re.search(r'<c r="A(\d+)"', row)[1]  # type: ignore[index]
@@ -104,7 +107,7 @@ class FastFiller:
 
     def _texts(self, xml: str, rng: random.Random) -> str:
         def fill(n: int, row: str) -> str:
-            code = _CODE.search(row)
+            code = _TEXT_CODE.search(row)
             if code is None or code[1] not in self.sections or rng.random() >= 0.8:
                 return row
             return _fill_cell(row, f"C{n}", rng.choice(SAMPLE_TEXTS.get(self.sections[code[1]], ["—"])))

@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,8 +37,22 @@ units_app = typer.Typer(help="The reporting hierarchy.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(units_app, name="units")
 
-console = Console()
-err = Console(stderr=True)
+
+
+class _Console(Console):
+    """A console that measures the terminal (or COLUMNS) at each print, not once at import.
+
+    Rich fixes its width when COLUMNS is set at creation; a process that runs the CLI several times (the
+    tests' CliRunner, each call with its own COLUMNS) then wrapped every later table and message at the
+    first call's width, and lines an operator or a test reads were cut in two."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._width = self._height = None  # rich's `size` then reads the terminal and COLUMNS/LINES each time
+
+
+console = _Console()
+err = _Console(stderr=True)
 
 
 def _config() -> Config:
@@ -508,13 +522,63 @@ def consolidate(
                                    resend=unit if resend else None))
 
 
-@app.command()
-def report(
+report_app = typer.Typer(help="A unit's report: render it (without sending), or record its issued version.",
+                         invoke_without_command=True, no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("issue")
+def report_issue(
     unit: Annotated[str, typer.Option()], period: Annotated[str, typer.Option()],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Directory.")],
+    file: Annotated[Path, typer.Option("--file", help="The signed PDF.")],
+    number: Annotated[str, typer.Option(help="Số of the issued report, e.g. 123/BC-UBND.")],
+    date_: Annotated[str, typer.Option("--date", help="Date on the issued report, e.g. 2026-06-10.")],
+    docx: Annotated[Path | None, typer.Option("--docx", help="The edited Word file (kept with it).")] = None,
+    plan: Annotated[str | None, typer.Option()] = None, actor: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Record the issued (numbered, signed) version of a unit's draft report and send it up to the parent."""
+    from datetime import date as date_cls
+
+    from baocao.consolidation import issuing, steps
+    from baocao.intake.steps import send_replies
+    from baocao.store.db import utcnow
+
+    cfg = _config()
+    db = _db(cfg)
+    try:
+        day = date_cls.fromisoformat(date_)
+    except ValueError:
+        err.print(f"[red]--date: {date_!r} is not a date (e.g. 2026-06-10)[/red]")
+        raise typer.Exit(2) from None
+    try:
+        draft = issuing.draft_report(db, cfg, unit, _period(period).code, plan)
+        issued = issuing.record_issued(db, cfg, draft.id, pdf=file.read_bytes(), pdf_name=file.name, number=number,
+                                       issued_on=day, via=f"cli:{_actor(actor)}", issued_at=utcnow(),
+                                       docx=docx.read_bytes() if docx else None)
+    except issuing.IssueError as exc:
+        err.print(f"[red]report issue: {exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    info = _cycle(cfg, period, plan)
+    steps.send_reports(db, cfg, info, [unit])
+    send_replies(db, cfg, units=[unit], with_operator=False)
+    console.print(f"{unit}: report {issued.number} of {issued.issued_on:%d/%m/%Y} recorded "
+                  f"(signature: {issued.signature.state}{', ' + issued.signature.signer if issued.signature.signer else ''})"
+                  f"{' (already recorded)' if issued.again else ''}; sent to the parent", highlight=False)
+
+
+@report_app.callback()
+def report(
+    ctx: typer.Context,
+    unit: Annotated[str | None, typer.Option()] = None, period: Annotated[str | None, typer.Option()] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Directory.")] = None,
     plan: Annotated[str | None, typer.Option()] = None, as_of: Annotated[str | None, typer.Option("--as-of")] = None,
 ) -> None:
     """Render a unit's report (Word, XLSX appendix, email, chart) into a directory, without sending."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if unit is None or period is None or output is None:
+        err.print("[red]report: --unit, --period and -o are needed (or: baocao report issue ...)[/red]")
+        raise typer.Exit(2)
     from baocao.consolidation.report import render_all
     from baocao.consolidation.reporting import render, task_table
 

@@ -50,6 +50,15 @@ def rows_summary(states: Sequence[str]) -> str:
     return f"{len(states)} đơn vị trực thuộc" + (": " + ", ".join(parts) if parts else "")
 
 
+def shown_state(state: str, on_time: bool | None) -> str:
+    """A row's state as the table shows it: a report accepted after its deadline is "late" ("nộp muộn").
+
+    A consolidator's request becomes ``accepted`` with ``on_time`` when its report is issued or sent;
+    shown as accepted alone, a ward that issued its report a week late looked punctual.
+    """
+    return RequestState.LATE.value if state == RequestState.ACCEPTED and on_time is False else state
+
+
 def completeness_line(counts: dict[str, Any]) -> str:
     """`12/25 đơn vị đã nộp (48,0%), 10 đúng hạn, 14 đã gửi tệp`: the counts behind the percentage."""
     return (f"{counts['accepted']}/{counts['expected']} đơn vị đã nộp ({percent_vi(counts['completeness'])}), "
@@ -78,12 +87,13 @@ def publish_progress(as_of: datetime | None = None) -> int:
         for parent in parents[:MAX_TABLES_PER_CYCLE]:
             counts = subtree_counts(cfg, statuses, parent)
             children = by_parent.get(parent, [])
-            rows = [{"unit": c.unit, "name": c.name, "state": c.state, "deadline": c.deadline,
+            rows = [{"unit": c.unit, "name": c.name, "state": shown_state(c.state, c.on_time), "deadline": c.deadline,
                      "files": c.files, "reason": (c.reason or "")[:200]} for c in children]
             name = cfg.hierarchy[parent].name
             artifacts.append(TableArtifact(
                 key=artifact_key("status", cycle.period, cycle.plan, parent), table=rows,
-                description=f"{name} — {cycle.period} ({cycle.plan}): {rows_summary([c.state for c in children])}"))
+                description=f"{name} — {cycle.period} ({cycle.plan}): "
+                            f"{rows_summary([shown_state(c.state, c.on_time) for c in children])}"))
             artifacts.append(ProgressArtifact(
                 key=artifact_key("completeness", cycle.period, cycle.plan, parent),
                 progress=100.0 * (counts["completeness"] or 0.0),

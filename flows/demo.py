@@ -5,13 +5,17 @@ ephemeral API started for the run), the built-in SMTP server (every message stor
 `var/demo/mail/`) and a built-in IMAP mailbox that receives the units' replies. Time is simulated
 with the flows' `as_of`: the period opens, units reply over the following days (most on time,
 some late, some with mistakes corrected later, a few never), the collect and chase flows run each
-working day, and the consolidate flow sends the communes' and then the city's report up.
+working day, and so does the consolidate flow: each consolidator's draft is made when its children are
+in or its time comes, its coordinator answers the draft's mail the next working day with the report
+numbered and digitally signed (as a mail client and a records office would), and the next consolidate run
+sends it up, the wards' to the city and then the city's to Bộ Nội vụ, each by its own deadline.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import random
 import secrets
@@ -84,8 +88,8 @@ def _behaviours(units: list[str], deadlines: dict[str, date], cal, rng: random.R
     return out
 
 
-def _form_of(mail_dir: Path, address: str) -> tuple[bytes, str, str]:
-    """The form attached to the request a unit's coordinator received: (bytes, filename, Message-ID)."""
+def _form_of(mail_dir: Path, address: str) -> tuple[bytes, str, str, list[str]]:
+    """The form attached to the request a unit's coordinator received: (bytes, filename, Message-ID, References)."""
     from baocao.devservers.mailserver import MailStore
 
     for stored in MailStore(mail_dir).messages(address):
@@ -93,18 +97,86 @@ def _form_of(mail_dir: Path, address: str) -> tuple[bytes, str, str]:
         for part in msg.iter_attachments():
             name = part.get_filename() or ""
             if name.endswith(".xlsx"):
-                return part.get_content(), name, str(msg.get("Message-ID", ""))
+                return part.get_content(), name, str(msg.get("Message-ID", "")), str(msg.get("References", "")).split()
     raise LookupError(f"no form found in the mailbox of {address}")
 
 
-def _reply(smtp_port: int, sender: str, to: str, subject: str, in_reply_to: str, filename: str, data: bytes) -> None:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = sender, to, f"Re: {subject}"
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-    msg.set_content("Kính gửi bộ phận tổng hợp,\n\nĐơn vị gửi báo cáo theo biểu mẫu đính kèm.\n\nTrân trọng.")
-    msg.add_attachment(data, maintype="application",
-                       subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename=filename)
+def _draft_of(mail_dir: Path, address: str) -> EmailMessage:
+    """The latest draft report (Dự thảo) a unit's coordinator received, as its mail client shows it."""
+    from baocao.devservers.mailserver import MailStore
+
+    for stored in reversed(MailStore(mail_dir).messages(address)):
+        msg = email.message_from_bytes(stored.path.read_bytes(), policy=email.policy.default)
+        if msg.get("X-Baocao-Kind") == "draft":
+            return msg  # type: ignore[return-value]
+    raise LookupError(f"no draft report found in the mailbox of {address}")
+
+
+def _reply_day(cal, drafted: date) -> date:  # noqa: ANN001 - WorkCalendar
+    """When the simulated office sends its signed report back: the working day after the draft came (a
+    day to review, sign and number it). Drafts are due the working day after the children's deadline,
+    which the plans set before the consolidator's own, so this is by its deadline."""
+    return cal.add_working_days(drafted, 1)
+
+
+def _issued_reply(cfg, mail_dir: Path, unit_code: str, day: date, rng: random.Random) -> EmailMessage:  # noqa: ANN001
+    """The unit's coordinator answers its draft: the report numbered by the records office, dated today,
+    signed digitally by the unit's head (named as the hierarchy names them) and sent as a PDF."""
+    import pendulum
+
+    from baocao.consolidation.report import body_name, signer_title_for, symbol_for
+    from baocao.devservers.signedpdf import signed_report_pdf
+    from baocao.devservers.simulate import issued_reply, issued_report_lines
+    from baocao.rules.formatting import date_long_vi, date_vi
+
+    h = cfg.hierarchy
+    unit = h[unit_code]
+    draft = _draft_of(mail_dir, unit.coordinator_emails[0])
+    docx = next(part.get_content() for part in draft.iter_attachments()
+                if (part.get_filename() or "").lower().endswith(".docx"))
+    number = f"{rng.randint(80, 260)}/{symbol_for(unit, h)}"
+    body = body_name(unit)
+    short = body.replace("Ủy ban nhân dân", "UBND", 1)
+    position = f"{signer_title_for(unit, h)[-1].capitalize()} {short}"
+    signer = f"{unit.head_name}, {position}" if unit.head_name else position
+    pdf = signed_report_pdf(issued_report_lines(docx, number, date_long_vi(day)), signer, short)
+    name = next((part.get_filename() for part in draft.iter_attachments()
+                 if (part.get_filename() or "").lower().endswith(".docx")), "Báo cáo.docx")
+    pdf_name = name.removeprefix("Dự thảo ").rsplit(".", 1)[0] + " (đã ký).pdf"
+    sent_at = pendulum.datetime(day.year, day.month, day.day, 10, 0, tz=cfg.calendar.settings.timezone)
+    return issued_reply(draft, unit.coordinator_emails[0], cfg.settings.reply_to, number=number,
+                        issued_on=date_vi(day), pdf=pdf, pdf_name=pdf_name, sent_at=sent_at)
+
+
+def _status_of(db, cycle_id: int, unit_code: str, report_model) -> str | None:  # noqa: ANN001
+    from sqlalchemy import select
+
+    with db.reading() as s:
+        return s.scalar(select(report_model.status).where(report_model.cycle_id == cycle_id,
+                                                          report_model.unit_code == unit_code)
+                        .order_by(report_model.version.desc()).limit(1))
+
+
+def _consolidate_has_work(db, cfg, cycle, as_of) -> bool:  # noqa: ANN001
+    """Whether a consolidate run at `as_of` would make a report or send one (what the flow itself checks)."""
+    from baocao.consolidation.reporting import due_units
+    from baocao.mail import outbox
+    from baocao.mail.kinds import STEP_KINDS
+
+    return bool(due_units(db, cfg, cycle, as_of)) or any(
+        outbox.messages(db, cycle_id=cycle.id, kind=kind, status=status)
+        for kind in STEP_KINDS["consolidate"] for status in ("pending", "failed"))
+
+
+def _sent_up(db, cycle_id: int, outbox) -> set[str]:  # noqa: ANN001
+    """Units whose report to the parent has been sent (the consolidate step's REPORT messages)."""
+    from baocao.mail.kinds import Kind
+
+    return {m.unit_code for m in outbox.messages(db, cycle_id=cycle_id, kind=Kind.REPORT, status="sent")
+            if m.unit_code}
+
+
+def _reply(smtp_port: int, msg: EmailMessage) -> None:
     with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as smtp:
         smtp.send_message(msg)
 
@@ -124,7 +196,7 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
     from baocao.devservers.imapserver import DemoImapServer
     from baocao.devservers.mailserver import DemoMailServer
     from baocao.devservers.simulate import figures as draw_figures
-    from baocao.devservers.simulate import fill_form
+    from baocao.devservers.simulate import fill_form, unit_mail
     from baocao.mail import outbox
     from baocao.rules.periods import Period
     from baocao.rules.plans import open_at
@@ -189,7 +261,11 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
 
         last_deadline = max(deadlines[u] for u in form_units)
         day = cfg.calendar.local_date(opened)
-        end = cfg.calendar.add_working_days(last_deadline, 4)
+        end = max(cfg.calendar.add_working_days(last_deadline, 4), cfg.calendar.add_working_days(max(deadlines.values()), 1))
+        tz = cfg.calendar.settings.timezone
+        drafted: dict[str, date] = {}  # consolidator -> the day the consolidate flow made its draft
+        replies: dict[str, date] = {}  # consolidator -> the day its coordinator sends the signed report back
+        went_up: dict[str, date] = {}  # consolidator -> the day its report was sent to its parent
         while day <= end:
             if cfg.calendar.is_working_day(day):
                 sent_today = 0
@@ -202,26 +278,49 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
                     elif not (b.fix_day == day):
                         continue
                     unit = cfg.hierarchy[b.unit]
-                    form, filename, message_id = _form_of(workdir / "mail", unit.coordinator_emails[0])
+                    form, filename, message_id, references = _form_of(workdir / "mail", unit.coordinator_emails[0])
                     data = fill_form(form, cfg.catalog, drawn[b.unit], rng, mistake=mistake)
-                    _reply(mail.port, unit.coordinator_emails[0], cfg.settings.reply_to,
-                           f"Báo cáo {period.label_vi} — {unit.name}", message_id, filename, data)
+                    sent_at = pendulum.datetime(day.year, day.month, day.day, 9, 0, tz=cfg.calendar.settings.timezone)
+                    _reply(mail.port, unit_mail(unit.coordinator_emails[0], cfg.settings.reply_to,
+                                                f"Re: Báo cáo {period.label_vi} — {unit.name}", [(filename, data)],
+                                                sent_at=sent_at,
+                                                in_reply_to=message_id, references=references))
                     sent_today += 1
-                morning = pendulum.datetime(day.year, day.month, day.day, 8, 30, tz=cfg.calendar.settings.timezone)
+                issued_today = []
+                for code in [c for c, d in replies.items() if d == day]:
+                    issued_today.append(code)
+                    _reply(mail.port, _issued_reply(cfg, workdir / "mail", code, day, rng))
+                morning = pendulum.datetime(day.year, day.month, day.day, 8, 30, tz=tz)
                 evening = morning.add(hours=9)
                 chased = chase(as_of=morning)
                 collected = collect(as_of=evening)
                 mb = collected.get("mailbox", {}).get("by_status", {})
+                # The consolidate flow runs every working day after the intake, as its schedule does: a
+                # consolidator's draft is made when its children are in or its time has come, and a report
+                # issued since the last run goes up to the parent.
+                # (A day it would find nothing to do is skipped: the demo's runtime stays what it was.)
+                made = []
+                if _consolidate_has_work(db, cfg, cycle, evening.add(minutes=15)):
+                    results = consolidate(period=PERIOD, plan=PLAN, root=ROOT, as_of=evening.add(minutes=15))
+                    made = next(iter(results.values()))["reports"]
+                for code in made:
+                    drafted.setdefault(code, day)
+                    if _status_of(db, cycle.id, code, Report) == "draft":
+                        replies[code] = _reply_day(cfg.calendar, day)
+                for code in _sent_up(db, cycle.id, outbox):
+                    went_up.setdefault(code, day)
+                events = ([f"drafts {', '.join(cfg.hierarchy[c].name for c in made)}"] if made else []) + \
+                         ([f"signed reports of {', '.join(cfg.hierarchy[c].name for c in issued_today)} returned"]
+                          if issued_today else []) + \
+                         ([f"sent up {', '.join(cfg.hierarchy[c].name for c, d in went_up.items() if d == day)}"]
+                          if day in went_up.values() else [])
                 console.print(f"{day:%d/%m} replies sent {sent_today:3d} | collect {dict(mb)} | chase: "
-                              f"{chased['actions']} message(s)", highlight=False)
+                              f"{chased['actions']} message(s)" + (f" | consolidate: {'; '.join(events)}"
+                                                                   if events else ""), highlight=False)
             day += timedelta(days=1)
 
-        cons_day = cfg.calendar.add_working_days(last_deadline, plan.consolidate_days_after + 3)
-        as_of = pendulum.datetime(cons_day.year, cons_day.month, cons_day.day, 17, 0, tz=cfg.calendar.settings.timezone)
-        with console.status("consolidating bottom-up and sending the reports..."):
-            results = consolidate(period=PERIOD, plan=PLAN, root=ROOT, as_of=as_of)
-        made = next(iter(results.values()))["reports"]
-        console.print(f"[green]consolidate[/green] {cons_day:%d/%m}: reports of {', '.join(made)} written and sent")
+        cons_day = drafted.get(ROOT, end)
+        as_of = pendulum.datetime(cons_day.year, cons_day.month, cons_day.day, 17, 45, tz=tz)
 
         reports_dir = workdir / "reports"
         figures = figures_for(db, cfg, cycle, as_of)
@@ -229,9 +328,18 @@ def run_demo(workdir: Path, *, seed: int = 2026, console: Console | None = None)
                           correction_of=None)
         paths = render_all(rendered.context, reports_dir)
         _print_summary(console, cfg, db, cycle, status_json(db, cfg, cycle), outbox, Report)
+        issued = _report_rows(cfg, db, cycle, deadlines, drafted, went_up)
+        _print_reports(console, issued)
+        summary_path = workdir / "summary.json"
+        summary_path.write_text(json.dumps({"period": PERIOD, "plan": PLAN, "root": ROOT, "reports": issued},
+                                           ensure_ascii=False, indent=2), encoding="utf-8")
+        signed_pdf = _save_issued_pdf(db, cycle.id, ROOT, reports_dir)
         console.rule("where to look")
         console.print(f"the city's report (Word, ND 30/2020 format): {paths.get('docx')}")
         console.print(f"its XLSX appendix: {paths.get('xlsx')}; email body: {paths.get('html')}")
+        if signed_pdf is not None:
+            console.print(f"the version the city signed and issued (PDF, digitally signed): {signed_pdf}")
+        console.print(f"every consolidated report (number, date, signature, days): {summary_path}")
         parent = cfg.hierarchy.parent(ROOT)
         assert parent is not None
         console.print(f"every message sent, as .eml files: {workdir / 'mail'} (index.csv lists them); "
@@ -268,3 +376,74 @@ def _print_summary(console: Console, cfg, db, cycle, doc, outbox, report_model) 
         reports = s.scalar(select(func.count()).select_from(report_model).where(report_model.cycle_id == cycle.id))
     console.print("messages sent by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     console.print(f"consolidated reports: {reports}")
+
+
+def _report_rows(cfg, db, cycle, deadlines: dict[str, date], drafted: dict[str, date],  # noqa: ANN001
+                 went_up: dict[str, date]) -> list[dict[str, object]]:
+    """Each consolidator's report as the summary lists it: when drafted, number and date of issue, when
+    it came back and whether by its deadline, what the PDF's signature says, and when it went up."""
+    from sqlalchemy import select
+
+    from baocao.store.db import Report
+
+    with db.reading() as s:
+        latest: dict[str, Report] = {}
+        for r in s.scalars(select(Report).where(Report.cycle_id == cycle.id).order_by(Report.version)):
+            latest[r.unit_code] = r
+        rows = []
+        for unit in cfg.hierarchy.walk_bottom_up(cycle.root):
+            r = latest.get(unit.code)
+            if r is None:
+                continue
+            received = cfg.calendar.local_date(r.issued_at) if r.issued_at else None
+            deadline = deadlines.get(unit.code)
+            parent = cfg.hierarchy.parent(unit.code)
+            rows.append({
+                "unit": unit.code, "name": unit.name, "to": parent.name if parent else "",
+                "status": r.status, "deadline": deadline.isoformat() if deadline else None,
+                "drafted": drafted[unit.code].isoformat() if unit.code in drafted else None,
+                "number": r.number, "issued_on": r.issued_on.isoformat() if r.issued_on else None,
+                "received": received.isoformat() if received else None,
+                "on_time": (received <= deadline) if received and deadline else None,
+                "signature": r.signature, "signer": r.signer,
+                "signed_at": r.signed_at.isoformat() if r.signed_at else None,
+                "sent_up": went_up[unit.code].isoformat() if unit.code in went_up else None,
+            })
+    return rows
+
+
+def _print_reports(console: Console, rows: list[dict[str, object]]) -> None:
+    from baocao.rules.formatting import date_vi
+
+    def day(value: object) -> str:  # "04/6": the year is the period's
+        return date_vi(date.fromisoformat(str(value))).rsplit("/", 1)[0] if value else "—"
+
+    table = Table(title="consolidated reports: drafted, issued (number, date, signature), sent up")
+    for col, wrap in (("unit", True), ("draft", False), ("issued: Số, ngày", False), ("back / deadline", False),
+                      ("signature", True), ("sent up", False)):
+        table.add_column(col, no_wrap=not wrap)
+    for r in rows:
+        late = "" if r["on_time"] is not False else " [red]LATE[/red]"
+        signer = str(r["signer"] or "").split(",")[0]  # the certificate's name (CN), not its organisation
+        table.add_row(str(r["name"]), day(r["drafted"]), f"{r['number'] or '—'}, {day(r['issued_on'])}",
+                      f"{day(r['received'])} / {day(r['deadline'])}{late}",
+                      str(r["signature"] or "—") + (f": {signer}" if signer else ""), day(r["sent_up"]))
+    console.print(table)
+
+
+def _save_issued_pdf(db, cycle_id: int, unit_code: str, directory: Path) -> Path | None:  # noqa: ANN001
+    """The signed PDF the unit returned, next to the rendered report (None when it has not issued one)."""
+    from sqlalchemy import select
+
+    from baocao.store.db import Blob, Report
+
+    with db.reading() as s:
+        report = s.scalar(select(Report).where(Report.cycle_id == cycle_id, Report.unit_code == unit_code)
+                          .order_by(Report.version.desc()).limit(1))
+        blob = s.get(Blob, report.issued_pdf_blob_id) if report is not None and report.issued_pdf_blob_id else None
+        if blob is None:
+            return None
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"bao-cao-{unit_code.lower()}-da-ky.pdf"
+        path.write_bytes(blob.content)
+        return path

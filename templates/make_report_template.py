@@ -8,6 +8,8 @@ recreated from scratch, and documents what the template expects from baocao/cons
     symbol                      "BC-UBND", after "Số:"
     place_date                  "Hải Phòng, ngày 05 tháng 6 năm 2026"
     correction_of, correction_note
+    draft                       True: "DỰ THẢO" under the number (the unit still checks, numbers and signs it)
+    attached                    "(Kèm theo Báo cáo số …/BC-UBND ngày … của ...)" on each appendix
     summary, intro, data_period, completeness, period_label, unit_name
     groups                      [{number, title, sentences: [str]}]   (the catalogue's six groups)
     results, shortcomings, next_steps
@@ -142,6 +144,12 @@ def _header(doc) -> None:
     tag(left, "{%p endfor %}")
     para(left, "───────", size=13, align=CENTER, after=6)
     para(left, "Số:        /{{ symbol }}", size=13, align=CENTER, after=0)
+    tag(left, "{%p if draft %}")
+    mark = para(left, "DỰ THẢO", size=13, bold=True, align=CENTER, after=0)  # a draft cannot pass for the issued text
+    mark.paragraph_format.space_before = Pt(6)
+    for run in mark.runs:
+        run.font.highlight_color = WD_COLOR_INDEX.YELLOW
+    tag(left, "{%p endif %}")
     para(right, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", size=13, bold=True, align=CENTER, after=0, first=True)
     para(right, "Độc lập - Tự do - Hạnh phúc", size=14, bold=True, align=CENTER, after=0)
     para(right, "──────────────", size=13, align=CENTER, after=6)
@@ -242,8 +250,9 @@ def _signature(doc) -> None:
     para(right, "{{ signer_name }}", size=14, bold=True, align=CENTER, after=0)
 
 
-ATTACHED = "(Kèm theo Báo cáo số …/{{ symbol }} ngày … của {{ unit_name }})"
-"""The appendix's link to the report: number and date are written in once the report is issued."""
+ATTACHED = "{{ attached }}"
+"""The appendix's link to the report, "(Kèm theo Báo cáo số …/BC-UBND ngày … của ...)": number and date are
+written in once the report is issued (baocao.consolidation.report.attached_line)."""
 
 
 def _figures(doc) -> None:

@@ -22,7 +22,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from baocao.rules.config import Config, load_config  # noqa: E402
 from baocao.store.db import Database  # noqa: E402
 from baocao.store.migrate import upgrade  # noqa: E402
-from tests.support.app import PG_ADMIN_URL, App, app_env, new_pg_database  # noqa: E402
+from tests.support.app import PG_ADMIN_URL, App, new_pg_database  # noqa: E402
 
 pytest_plugins = ["tests.support.fixtures"]
 
@@ -133,16 +133,7 @@ def imap_server():
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smtp_server, imap_server) -> Iterator[App]:  # noqa: ANN001
     """SQLite + a real SMTP server + a real IMAP server, configured through the environment."""
-    from baocao import runtime
-    from baocao.store.queries import sync_units
+    from tests.support.app import started_app
 
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    for name, value in app_env(url, smtp_server.port, imap_server.port, tmp_path).items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    cfg = runtime.config()
-    upgrade(url)
-    db = runtime.database(cfg)
-    sync_units(db, cfg.hierarchy)
-    yield App(cfg, db, smtp_server, imap_server, tmp_path)
-    runtime.reset()
+    with started_app(f"sqlite:///{tmp_path / 'app.db'}", smtp_server, imap_server, tmp_path, monkeypatch) as app:
+        yield app

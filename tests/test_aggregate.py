@@ -290,7 +290,8 @@ def test_to_dict_is_json_and_has_the_documented_keys():
     root = consolidate_unit("R", h, cat, v, all_accepted(h, "R"), period="2026-H1")
     d = json.loads(json.dumps(root.to_dict(), allow_nan=False))
     assert set(d) == {"unit", "name", "period", "totals", "previous_year", "covered", "derived", "completeness",
-                      "missing", "late", "children", "texts", "change"}
+                      "missing", "late", "children", "texts", "change", "own"}
+    assert d["own"] is None or set(d["own"]) == {"state", "on_time"}  # a consolidator's own request, when it has one
     assert set(d["derived"]["TL_TT"]) == {"label", "kind", "group", "value", "target", "op", "met", "has_target",
                                           "basis", "children_met", "children_missed", "n_children_met",
                                           "n_children_missed"}

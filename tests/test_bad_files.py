@@ -20,6 +20,8 @@ from tests.data.make_bad_files import SECRET, VERSION, counts_part, filled, rezi
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 EXPECTED: dict[str, dict[str, str]] = json.loads((BAD / "expected.json").read_text(encoding="utf-8"))
+UNIT_CODE = re.compile(r"\b(?:BNV|[TX]\d{2,5}(?:-[A-Z]+)*)\b")  # as tests/test_addressing.py
+PERIOD_CODE = re.compile(r"\b\d{4}-(?:Q1|H1|9M|Y)\b")
 VIETNAMESE = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹàáèéìíòóùúýãõĩũ]", re.I)
 
 
@@ -46,7 +48,7 @@ def test_bad_file_gives_the_expected_error_in_vietnamese(name: str, cfg: Config)
     assert EXPECTED[name]["rule"] in {p.rule for p in errors}, [p.message_vi for p in errors]
     for p in problems:
         assert p.file == name
-        assert p.message_vi.startswith(f"Tệp «{name}»"), p.message_vi
+        assert p.message_vi.startswith(f"Tệp “{name}”"), p.message_vi
         assert VIETNAMESE.search(p.message_vi.split(":", 1)[1]), p.message_vi
 
 
@@ -55,7 +57,7 @@ def test_moved_columns_error_points_at_the_moved_cell(cfg: Config) -> None:
     problems = check((BAD / name).read_bytes(), name, cfg)
     bad = [p for p in problems if p.rule == "non_negative_integer"]
     assert [(p.cell, p.value) for p in bad] == [("B4", "abc")]
-    assert "«abc»" in bad[0].message_vi
+    assert "“abc”" in bad[0].message_vi
 
 
 def test_hostile_files_are_refused_as_a_whole(cfg: Config) -> None:
@@ -91,3 +93,31 @@ def test_generator_makes_the_same_corpus(tmp_path: Path) -> None:
     made = make_bad_files.main(tmp_path)
     assert made == EXPECTED
     assert {p.name for p in tmp_path.iterdir()} == {p.name for p in BAD.iterdir()}
+
+
+def test_every_message_on_the_corpus_speaks_to_a_clerk(cfg: Config) -> None:
+    """Issue 21 §2, §7: what `baocao validate` prints for each bad file (the same checks and words as the
+    reply the unit gets): Vietnamese quotes, no orders ("Hãy", "CHƯA"), the unit and the period by their
+    names; a code only as the clerk wrote it, in quotes, next to the cell it is in."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app as cli
+
+    files = sorted(str(p) for p in BAD.iterdir() if p.name != "expected.json")
+    result = CliRunner().invoke(cli, ["validate", *files], env={"BAOCAO_TOKEN_SECRET": SECRET, "COLUMNS": "100000"})
+    assert result.exit_code == 1, result.output
+    messages = [line.strip().split(" ", 1)[1] for line in result.output.splitlines()
+                if line.startswith(("  error ", "  warning "))]
+    assert len(messages) >= len(files)
+    codes = {i.code for i in cfg.catalog.indicators}
+    for m in messages:
+        assert not {"«", "»"} & set(m), m
+        assert "Hãy " not in m and "hãy " not in m and "CHƯA" not in m, m
+        said = re.sub(r"“[^”]*”", "“…”", m)  # what the clerk wrote may be quoted back; the rest is ours
+        assert not UNIT_CODE.findall(said) and not PERIOD_CODE.findall(said), m
+        assert not [w for w in re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", said) if w in codes], m
+    unit = cfg.hierarchy[make_bad_files.UNIT].name
+    by_file = {name: [m for m in messages if m.startswith(f"Tệp “{name}”")] for name in EXPECTED}
+    for name in ("forged_token.xlsx", "other_unit_token.xlsx", "old_form_version.xlsx", "missing_token.xlsx"):
+        (message,) = by_file[name]
+        assert f"biểu mẫu của {unit} " in message or f"không đúng với {unit} và kỳ 6 tháng đầu năm 2026 " in message

@@ -49,6 +49,7 @@ def test_fast_filler_reads_like_the_openpyxl_filler(cfg):
     assert (a.unit_code, a.period, a.token) == (b.unit_code, b.period, b.token)
     assert a.values == b.values and a.previous_year == b.previous_year
     assert a.texts == b.texts and a.tasks == b.tasks
+    assert set(a.contact) == {"preparer", "phone", "head"}, a.contact  # the demo's clerks sign their forms
 
 
 @pytest.mark.slow

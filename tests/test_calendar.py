@@ -57,8 +57,8 @@ def test_period_parse_refuses(code: str) -> None:
     with pytest.raises(PeriodError) as info:
         Period.parse(code)
     assert repr(code) in str(info.value) and "YYYY-H1" in str(info.value)
-    assert info.value.message_vi.startswith(f"Không đọc được mã kỳ báo cáo «{code.strip()}»")
-    assert "2026-H1 (6 tháng)" in info.value.message_vi
+    assert info.value.message_vi.startswith(f"Không đọc được mã kỳ báo cáo “{code.strip()}”")
+    assert "“2026-H1” (6 tháng)" in info.value.message_vi
     assert isinstance(info.value, ValueError)
 
 
@@ -72,9 +72,9 @@ def test_a_fourth_quarter_code_points_to_the_year_report(code: str, year_code: s
     with pytest.raises(PeriodError) as info:
         Period.parse(code)
     vi = info.value.message_vi
-    assert vi.startswith(f"Không đọc được mã kỳ báo cáo «{code}»: không có kỳ báo cáo quý IV")
+    assert vi.startswith(f"Không đọc được mã kỳ báo cáo “{code}”: không có kỳ báo cáo quý IV")
     assert "báo cáo năm" in vi
-    assert (f"dùng mã kỳ «{year_code}»" in vi) if year_code else ("ví dụ «2026-Y»" in vi)
+    assert (f"dùng mã kỳ “{year_code}”" in vi) if year_code else ("ví dụ “2026-Y”" in vi)
     assert "year report" in str(info.value)
 
 

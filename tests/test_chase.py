@@ -2,8 +2,9 @@
 
 The Tứ Kỳ cycle (2026-H1) is opened with the `open-period` flow and then the `chase` flow runs once
 a day, with `as_of`, from the day the period opens to the departments' lock date. The departments
-are due Tue 02/6/2026 (3 working days before the commune's Fri 05/6); the commune X11074
-consolidates and is not chased. See tests/test_reminders.py for weekends, Tết, submissions,
+are due Tue 02/6/2026 (3 working days before the commune's Fri 05/6), escalated to the commune on
+Wed 03/6 (the last day that leaves it 2 working days before its own deadline); the commune X11074
+consolidates and is chased for its own report. See tests/test_reminders.py for weekends, Tết, submissions,
 exemptions, returns and the CLI.
 """
 
@@ -74,17 +75,31 @@ class Mailbox:
 
 def reminder(code: str, n: int) -> tuple:
     return ("reminder", f"before-{n}", code, (coord(code),), (),
-            f"[2026-H1] Nhắc hạn: báo cáo của {DEPTS[code]} hạn 02/6/2026")
+            f"Nhắc hạn: còn {n} ngày làm việc đến hạn gửi báo cáo 6 tháng đầu năm 2026 của {DEPTS[code]} "
+            "(hạn 02/6/2026)")
 
 
 def overdue(code: str) -> tuple:
     return ("overdue", "overdue-1", code, (coord(code),), (head(code),),
-            f"[2026-H1] Quá hạn 1 ngày làm việc: {DEPTS[code]} chưa gửi báo cáo (hạn 02/6/2026)")
+            f"Quá hạn 1 ngày làm việc: {DEPTS[code]} chưa gửi báo cáo 6 tháng đầu năm 2026 (hạn 02/6/2026)")
 
 
 def escalation(n_children: int) -> tuple:
     return ("escalation", "escalate-3", "X11074", (coord("X11074"),), (head("X11074"),),
-            f"[2026-H1] {n_children} đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo")
+            f"Đề nghị chỉ đạo: {n_children} đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo 6 tháng đầu năm 2026")
+
+
+def commune_reminder(n: int) -> tuple:
+    """The commune's own consolidated report, due Fri 05/6."""
+    return ("reminder", f"before-{n}", "X11074", (coord("X11074"),), (),
+            f"Nhắc hạn: còn {n} ngày làm việc đến hạn gửi báo cáo tổng hợp 6 tháng đầu năm 2026 của Xã Tứ Kỳ "
+            "(hạn 05/6/2026)")
+
+
+def commune_overdue() -> tuple:
+    return ("overdue", "overdue-1", "X11074", (coord("X11074"),), (head("X11074"),),
+            "Quá hạn 1 ngày làm việc: báo cáo tổng hợp 6 tháng đầu năm 2026 của Xã Tứ Kỳ chưa được ban hành, gửi "
+            "(hạn 05/6/2026)")
 
 
 def chase_artifact(flow_run_id) -> list[dict]:  # noqa: ANN001
@@ -117,8 +132,12 @@ def test_tu_ky_cycle_day_by_day(app):
     expected = {
         date(2026, 5, 28): [reminder(c, 3) for c in depts],  # Thu: 3 working days before Tue 02/6
         date(2026, 6, 1): [reminder(c, 1) for c in depts],  # Mon
-        date(2026, 6, 3): [overdue(c) for c in depts],  # Wed: to the coordinator, the head in Cc
-        date(2026, 6, 5): [escalation(4)],  # Fri: one message to X11074 naming all four departments
+        date(2026, 6, 2): [commune_reminder(3)],  # the commune's own report, due Fri 05/6
+        # Wed: the overdue notices, to the coordinator, the head in Cc; and one message to X11074 naming all
+        # four departments, 2 working days before its own deadline (3 after theirs would be Fri 05/6).
+        date(2026, 6, 3): [escalation(4)] + [overdue(c) for c in depts],
+        date(2026, 6, 4): [commune_reminder(1)],
+        date(2026, 6, 8): [commune_overdue()],
     }
     log: dict[date, list[tuple]] = {}
     day = date(2026, 5, 26)
@@ -128,19 +147,19 @@ def test_tu_ky_cycle_day_by_day(app):
         assert result == {"actions": len(sent), "sent": len(sent)}, day
         if sent:
             log[day] = sent
-        if day == date(2026, 6, 5):  # a second run that afternoon sends nothing (see also the retry test)
+        if day == date(2026, 6, 3):  # a second run that afternoon sends nothing (see also the retry test)
             assert chase(as_of=at(day, 16, 0)) == {"actions": 0, "sent": 0}
             assert box.new() == []
         day += timedelta(days=1)
     assert log == expected
-    # The commune consolidates: the only chase message its addresses get is the escalation.
+    # The commune consolidates: chased for its own report, and told of its departments once.
     to_commune = [m.message["X-Baocao-Kind"] for m in app.smtp.messages
                   if coord("X11074") in m.rcpt_tos and m.message["X-Baocao-Kind"] in CHASE_KINDS]
-    assert to_commune == ["escalation"]
+    assert to_commune == ["reminder", "escalation", "reminder", "overdue"]
     esc = next(m.message for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "escalation")
     text = esc.get_body(("plain",)).get_content()
     for i, code in enumerate(depts, 1):
-        assert f"{i}. {DEPTS[code]} ({code}) — hạn 02/6/2026, quá hạn 3 ngày làm việc." in text
+        assert f"{i}. {DEPTS[code]} — hạn 02/6/2026, quá hạn 1 ngày làm việc." in text
 
 
 def test_each_run_leaves_a_table_artifact_of_its_actions(app):
@@ -154,9 +173,11 @@ def test_each_run_leaves_a_table_artifact_of_its_actions(app):
     state = chase(as_of=at(date(2026, 6, 5)), return_state=True)
     rows = chase_artifact(state.state_details.flow_run_id)
     assert sorted((r["stage"], r["unit"], r["recipients"], r["children"]) for r in rows) == [
+        ("before-1", "X11074", coord("X11074"), ""),  # the commune's own report is due today
         ("escalate-3", "X11074", f"{coord('X11074')}, {head('X11074')}", ", ".join(sorted(DEPTS)))] + [
         ("overdue-1", code, f"{coord(code)}, {head(code)}", "") for code in sorted(DEPTS)]
-    state = chase(as_of=at(date(2026, 6, 8)), return_state=True)  # nothing owed: the table says so
+    chase(as_of=at(date(2026, 6, 8)))  # the commune's overdue notice
+    state = chase(as_of=at(date(2026, 6, 9)), return_state=True)  # nothing owed: the table says so
     assert [r["name"] for r in chase_artifact(state.state_details.flow_run_id)] == ["nothing owed today"]
 
 

@@ -120,3 +120,15 @@ def test_openings_are_one_time_schedules_carrying_their_period(cfg):
     [schedule] = prefect_schedules(spec, "Asia/Ho_Chi_Minh")
     assert schedule.rrule.startswith(f"DTSTART:{at:%Y%m%dT%H%M%S}") and "COUNT=1" in schedule.rrule
     assert schedule.parameters == {"period": "2027-H1"}
+
+
+def test_the_cli_console_measures_the_width_at_each_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A console made while COLUMNS was 40 (the first CliRunner call of a test process) must not wrap the
+    next call's output at 40: the bad-files test read its messages cut in two, depending on test order."""
+    from flows.cli import _Console
+
+    monkeypatch.setenv("COLUMNS", "40")
+    console = _Console()
+    assert console.width == 40
+    monkeypatch.setenv("COLUMNS", "300")
+    assert console.width == 300

@@ -13,20 +13,16 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from baocao import runtime
 from baocao.intake.channels import collect_folder, collect_mailbox
 from baocao.mail import outbox
 from baocao.store.db import Database, OutboxMessage, ProcessedMessage, ReceivedFile
-from baocao.store.migrate import upgrade
-from baocao.store.queries import sync_units
-from tests.support.app import App, app_env
+from tests.support.app import App
 from tests.support.tuky import DEPARTMENTS, ON_TIME, TuKy, open_tu_ky
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
@@ -197,21 +193,6 @@ def test_a_collector_killed_mid_run_loses_nothing_and_doubles_nothing(tu_ky: TuK
 
 
 # ----------------------------------------------------------------------------------------- two collectors at once
-@pytest.fixture
-def app_any_db(any_db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smtp_server: Any,
-               imap_server: Any) -> Iterator[App]:
-    """The conftest `app`, on SQLite and on this machine's PostgreSQL."""
-    for name, value in app_env(any_db_url, smtp_server.port, imap_server.port, tmp_path).items():
-        monkeypatch.setenv(name, value)
-    runtime.reset()
-    cfg = runtime.config()
-    upgrade(any_db_url)
-    db = runtime.database(cfg)
-    sync_units(db, cfg.hierarchy)
-    yield App(cfg, db, smtp_server, imap_server, tmp_path)
-    runtime.reset()
-
-
 def test_two_collectors_reading_the_mailbox_at_once_take_each_file_in_once(app_any_db: App) -> None:
     cycle = open_tu_ky(app_any_db)
     filled = {}

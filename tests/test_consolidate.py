@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from tests.support.issuing import direct_config, draft_mails, issue, signed_pdf
 from tests.support.wards import (
     DEPT_DEADLINE,
     DEPTS,
@@ -41,7 +42,7 @@ from tests.support.wards import (
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 # ----------------------------------------------------------------------------- the ward (nhi-chieu plan)
-def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
+def test_ward_draft_goes_to_the_ward_and_the_issued_report_reaches_the_city_once(app):
     from flows.consolidate import consolidate
 
     h = app.cfg.hierarchy
@@ -59,32 +60,43 @@ def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
 
     result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
     assert result[f"{PERIOD}/nhi-chieu/{WARD}"] == {"reports": [WARD], "sent": 1, "failed": {}}
-
-    (mail,) = report_mails(app)
     city, ward = h["T31"], h[WARD]
+    # The plan reviews the ward's report: the draft (Word + appendix) goes to the ward, nothing to the city yet.
+    assert report_mails(app) == []
+    (draft,) = draft_mails(app, WARD)
+    assert set(draft.rcpt_tos) == {*ward.coordinator_emails, *ward.head_emails}
+    stem = f"6 tháng đầu năm 2026 - {ward.name}"
+    drafted = attachments(draft)
+    assert drafted[f"Dự thảo Báo cáo {stem}.docx"][0] == DOCX_MIME
+    assert drafted[f"Phụ lục số liệu {stem}.xlsx"][0] == XLSX_MIME
+
+    # The ward numbers and signs it the same day; the report goes up once, to the city.
+    pdf = signed_pdf(app, WARD, "15/BC-UBND")
+    issue(app, WARD, PERIOD, "nhi-chieu", number="15/BC-UBND", issued_on=WARD_DUE, at=at(app.cfg, WARD_DUE, 18),
+          pdf=pdf)
+    (mail,) = report_mails(app)
     assert set(mail.rcpt_tos) == {*city.coordinator_emails, *city.head_emails, *ward.coordinator_emails}
     assert city.coordinator_emails[0] in mail.message["To"]
     assert ward.coordinator_emails[0] in mail.message["Cc"]
     assert ward.coordinator_emails[0] not in mail.message["To"]
     subject = mail.message["Subject"]
-    assert subject.startswith(f"[{PERIOD}] Báo cáo kết quả thực hiện Kết luận 226-KL/TW")
-    assert "6 tháng đầu năm 2026" in subject and ward.name in subject and "ĐÍNH CHÍNH" not in subject
+    assert subject.startswith("Báo cáo số 15/BC-UBND ngày 03/6/2026 của Ủy ban nhân dân phường Nhị Chiểu")
+    assert "kết quả thực hiện Kết luận số 226-KL/TW 6 tháng đầu năm 2026" in subject
+    assert PERIOD not in subject and "Đính chính" not in subject
     files = attachments(mail)
-    assert files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][0] == DOCX_MIME
-    assert files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][0] == XLSX_MIME
-    html = mail.message.get_body(("html",)).get_content()
-    assert 'src="cid:chart"' in html
-    (chart,) = [p for p in mail.message.walk() if p["Content-ID"] == "<chart>"]
-    assert chart.get_content_type() == "image/png" and chart.get_content().startswith(b"\x89PNG")
-    assert chart.get_content_disposition() == "inline"
+    assert set(files) == {f"Báo cáo {stem}.pdf", f"Phụ lục số liệu {stem}.xlsx"}
+    assert files[f"Báo cáo {stem}.pdf"] == ("application/pdf", pdf)
+    assert files[f"Phụ lục số liệu {stem}.xlsx"][0] == XLSX_MIME
 
     (rep,) = reports(app)
-    assert (rep.unit_code, rep.version, rep.correction) == (WARD, 1, False)
+    assert (rep.unit_code, rep.version, rep.correction, rep.status) == (WARD, 1, False, "issued")
     from baocao.consolidation.reporting import report_files
 
     docx_bytes, xlsx_bytes = report_files(app.db, rep.id)
-    assert docx_bytes == files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1]
-    assert xlsx_bytes == files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][1]
+    assert docx_bytes == drafted[f"Dự thảo Báo cáo {stem}.docx"][1]
+    assert xlsx_bytes == drafted[f"Phụ lục số liệu {stem}.xlsx"][1]
+    rows, _ = xlsx_totals(files[f"Phụ lục số liệu {stem}.xlsx"][1])  # the issued appendix: the same figures
+    assert rows == xlsx_totals(xlsx_bytes)[0]
     c = rep.figures["completeness"]
     assert (c["expected"], c["accepted"], c["on_time"], c["exempt"]) == (4, 3, 2, 1)
     assert rep.figures["missing"] == ["X10714-VP"]
@@ -94,11 +106,60 @@ def test_ward_report_reaches_the_city_with_word_xlsx_and_chart_once(app):
     assert "Đã nhận báo cáo của 3/4 phòng, đơn vị; gửi đúng hạn: 2/4 phòng, đơn vị" in text
     assert "1 phòng, đơn vị được miễn báo cáo" in text
 
-    # Running again, the same day or later, reports nothing twice.
+    # Running again, the same day or later, reports nothing twice and sends no second draft.
     for day in (WARD_DUE, date(2026, 6, 9)):
         again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, day, 18))
         assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == []
-    assert len(report_mails(app)) == 1 and len(reports(app)) == 1
+    assert len(report_mails(app)) == 1 and len(reports(app)) == 1 and len(draft_mails(app)) == 1
+
+
+def test_a_direct_plan_sends_the_report_up_as_made_with_word_xlsx_and_chart(app, monkeypatch):
+    """`[report] issue = "direct"` (an internal summary): no draft, the report goes up as made, answered."""
+    from baocao.store.db import Request
+    from flows.consolidate import consolidate
+
+    direct_config(app, monkeypatch, "nhi-chieu")
+    h = app.cfg.hierarchy
+    city, ward = h["T31"], h[WARD]
+    _, forms, typed = open_ward(app)
+    for unit in DEPTS:
+        submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
+    result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 1), 10))
+    assert result[f"{PERIOD}/nhi-chieu/{WARD}"] == {"reports": [WARD], "sent": 1, "failed": {}}
+    assert draft_mails(app) == []
+    (mail,) = report_mails(app)
+    assert set(mail.rcpt_tos) == {*city.coordinator_emails, *city.head_emails, *ward.coordinator_emails}
+    assert mail.message["Reply-To"] == ward.coordinator_emails[0]  # a reply reaches the ward, not the robot
+    assert mail.message["Subject"] == ("Báo cáo kết quả thực hiện Kết luận số 226-KL/TW 6 tháng đầu năm 2026 - "
+                                       "Ủy ban nhân dân phường Nhị Chiểu")
+    stem = f"6 tháng đầu năm 2026 - {ward.name}"
+    files = attachments(mail)
+    assert files[f"Báo cáo {stem}.docx"][0] == DOCX_MIME
+    assert files[f"Phụ lục số liệu {stem}.xlsx"][0] == XLSX_MIME
+    assert "DỰ THẢO" not in docx_text(files[f"Báo cáo {stem}.docx"][1])
+    html = mail.message.get_body(("html",)).get_content()
+    assert 'src="cid:chart"' in html
+    (chart,) = [p for p in mail.message.walk() if p["Content-ID"] == "<chart>"]
+    assert chart.get_content_type() == "image/png" and chart.get_content().startswith(b"\x89PNG")
+    assert chart.get_content_disposition() == "inline"
+    (rep,) = reports(app)
+    assert (rep.status, rep.number, rep.issued_pdf_blob_id) == ("direct", None, None)
+    with app.db.session() as s:
+        req = s.scalar(select(Request).where(Request.unit_code == WARD, Request.role == "consolidate"))
+        assert (req.state, req.on_time) == ("accepted", True) and req.accepted_at is not None
+    # Nothing to issue: `baocao report issue` says so, in Vietnamese.
+    res = cli("report", "issue", "--unit", WARD, "--period", PERIOD, "--plan", "nhi-chieu",
+              "--file", str(_pdf_file(app)), "--number", "12/BC-UBND", "--date", "2026-06-03")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and ("báo cáo 6 tháng đầu năm 2026 của Ủy ban nhân dân phường Nhị Chiểu được gửi "
+                                   "thẳng lên cấp trên ngay khi lập, không qua bước ký ban hành") in said
+    assert len(report_mails(app)) == 1
+
+
+def _pdf_file(app):  # noqa: ANN001, ANN202
+    path = app.tmp_path / "bao-cao-da-ky.pdf"
+    path.write_bytes(signed_pdf(app, WARD, "12/BC-UBND"))
+    return path
 
 
 def test_all_children_in_or_exempt_before_the_time_consolidates_early(app):
@@ -113,8 +174,8 @@ def test_all_children_in_or_exempt_before_the_time_consolidates_early(app):
     # Four are in and the fifth is exempt on 01/6: the ward reports then, not on 03/6 (whichever first).
     result = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 1), 10))
     assert result[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [WARD]
-    (mail,) = report_mails(app)
-    assert mail.message["X-Baocao-Unit"] == WARD
+    (draft,) = draft_mails(app)
+    assert draft.message["X-Baocao-Unit"] == WARD
     (rep,) = reports(app)
     c = rep.figures["completeness"]
     assert (c["expected"], c["accepted"], c["on_time"], c["exempt"]) == (4, 4, 4, 1)
@@ -124,7 +185,7 @@ def test_all_children_in_or_exempt_before_the_time_consolidates_early(app):
         assert rep.figures["covered"][ind.code] == 4
 
 
-def test_late_child_after_the_report_then_resend_makes_a_correction(app):
+def test_late_child_after_the_issued_report_then_resend_makes_a_correction_issued_as_dinh_chinh(app):
     from flows.consolidate import consolidate
 
     h = app.cfg.hierarchy
@@ -133,6 +194,7 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
     for unit in early:
         submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
     consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
+    issue(app, WARD, PERIOD, "nhi-chieu", number="15/BC-UBND", issued_on=WARD_DUE, at=at(app.cfg, WARD_DUE, 18))
     (v1,) = reports(app)
     assert v1.figures["missing"] == ["X10714-VP"]
 
@@ -156,17 +218,29 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
     online = second.figures["derived"]["TL_HN_TRUC_TUYEN"]["value"]
     assert online == pytest.approx(ratio(typed, DEPTS, "HN_TRUC_TUYEN", "HN_TONG"))
 
+    # The correction is a new draft for the ward, marked so; nothing new reaches the city until it is issued.
+    assert len(report_mails(app)) == 1
+    first_draft, correction = draft_mails(app, WARD)
+    assert "đính chính" in correction.message["Subject"] and "đính chính" not in first_draft.message["Subject"]
+    stem = f"6 tháng đầu năm 2026 - {h[WARD].name}"
+    text = docx_text(attachments(correction)[f"Dự thảo Báo cáo {stem}.docx"][1])
+    assert "đính chính, thay thế báo cáo phiên bản số 1" in text
+    assert "Chưa gửi báo cáo" not in text and "Đã nhận báo cáo của 5/5 phòng, đơn vị" in text
+    # The first version is issued already: its number stands, the correction is issued under a new one.
+    issue(app, WARD, PERIOD, "nhi-chieu", number="16/BC-UBND", issued_on=date(2026, 6, 4),
+          at=at(app.cfg, date(2026, 6, 4), 18))
+    assert [r.status for r in reports(app)] == ["issued", "issued"]
+
     mails = report_mails(app)
     assert len(mails) == 2
     subject = mails[1].message["Subject"]
-    assert "ĐÍNH CHÍNH" in subject and h[WARD].name in subject and "ĐÍNH CHÍNH" not in mails[0].message["Subject"]
+    assert subject.startswith("[Đính chính] Báo cáo số 16/BC-UBND ngày 04/6/2026 của Ủy ban nhân dân phường Nhị Chiểu")
+    assert "Đính chính" not in mails[0].message["Subject"]
+    assert "ĐÍNH CHÍNH: báo cáo này đính chính" in mails[1].message.get_body(("plain",)).get_content()
     assert set(mails[1].rcpt_tos) == set(mails[0].rcpt_tos)
     files = attachments(mails[1])
-    assert set(files) == {f"BaoCao_{PERIOD}_{WARD}_v2.docx", f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"}
-    text = docx_text(files[f"BaoCao_{PERIOD}_{WARD}_v2.docx"][1])
-    assert "đính chính, thay thế báo cáo phiên bản số 1" in text
-    assert "Chưa gửi báo cáo" not in text and "Đã nhận báo cáo của 5/5 phòng, đơn vị" in text
-    rows, _ = xlsx_totals(files[f"BaoCao_{PERIOD}_{WARD}_v2_PhuLuc.xlsx"][1])
+    assert set(files) == {f"Báo cáo {stem}.pdf", f"Phụ lục số liệu {stem}.xlsx"}
+    rows, _ = xlsx_totals(files[f"Phụ lục số liệu {stem}.xlsx"][1])
     hn = count_header(app.cfg.catalog["HN_TONG"])
     assert rows[WARD][hn] == second.figures["totals"]["HN_TONG"]
     assert rows["X10714-VP"][hn] == typed["X10714-VP"].values["HN_TONG"]
@@ -174,6 +248,7 @@ def test_late_child_after_the_report_then_resend_makes_a_correction(app):
     # The scheduled run afterwards does not send a third version.
     again = consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 5), 17))
     assert again[f"{PERIOD}/nhi-chieu/{WARD}"]["reports"] == [] and len(report_mails(app)) == 2
+    assert len(draft_mails(app)) == 2
 
 
 def test_report_command_writes_the_files_and_sends_nothing(app, tmp_path):
@@ -226,9 +301,9 @@ def test_word_report_opens_in_libreoffice_with_the_nd30_header(app, tmp_path):
     for unit in DEPTS:
         submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)))
     consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, date(2026, 6, 1)))
-    (mail,) = report_mails(app)
+    (draft,) = draft_mails(app, WARD)  # the Word file the ward edits, signs and prints
     docx_path = tmp_path / "report.docx"
-    docx_path.write_bytes(attachments(mail)[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])
+    docx_path.write_bytes(attachments(draft)[f"Dự thảo Báo cáo 6 tháng đầu năm 2026 - {app.cfg.hierarchy[WARD].name}.docx"][1])
     profile = tmp_path / "lo-profile"  # a private profile: no clash with another running LibreOffice
     subprocess.run([soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
                     "--outdir", str(tmp_path), str(docx_path)], check=True, capture_output=True, timeout=120)
@@ -302,6 +377,10 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
         submit(app, forms[u], typed[u], at(cfg, date(2026, 6, 1)))
     first = consolidate(period=PERIOD, plan="national", root="T31", as_of=at(cfg, date(2026, 6, 1), 17))
     assert first[f"{PERIOD}/national/T31"]["reports"] == ["X11074"]
+    # Its draft goes to Tứ Kỳ, which issues it the same day; the city's office has it from then on.
+    assert [m.message["X-Baocao-Unit"] for m in draft_mails(app)] == ["X11074"]
+    issue(app, "X11074", PERIOD, "national", number="21/BC-UBND", issued_on=date(2026, 6, 1),
+          at=at(cfg, date(2026, 6, 1), 18))
 
     for u in nhi_chieu:  # task statuses: every task of the department gets the department's status
         when = at(cfg, date(2026, 6, 3) if u == "X10714-KT" else date(2026, 6, 2))
@@ -322,8 +401,18 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     # Both rendered in the pool's processes, each once (the first run's one report, X11074, was rendered
     # in-process). They render at once, the costliest first, so either may finish first.
     assert sorted(rendered_there) == ["T31", "X10714"]
+    drafts = {m.message["X-Baocao-Unit"]: m for m in draft_mails(app)}
+    assert sorted(drafts) == ["T31", "X10714", "X11074"]
 
-    # Children before parents: Nhị Chiểu's report was delivered before the city's, whichever was made first.
+    # The city issues its report before Nhị Chiểu does; the next run sends both up, children before parents.
+    issue(app, "T31", PERIOD, "national", number="120/BC-UBND", issued_on=date(2026, 6, 11),
+          at=at(cfg, date(2026, 6, 11), 17), send=False)
+    issue(app, "X10714", PERIOD, "national", number="31/BC-UBND", issued_on=date(2026, 6, 11),
+          at=at(cfg, date(2026, 6, 11), 17), send=False)
+    sent = consolidate(period=PERIOD, plan="national", root="T31", as_of=at(cfg, date(2026, 6, 11), 18))
+    assert sent[f"{PERIOD}/national/T31"] == {"reports": [], "sent": 2, "failed": {}}
+
+    # Children before parents: Nhị Chiểu's report was delivered before the city's, whichever was issued first.
     mails = report_mails(app)
     assert [m.message["X-Baocao-Unit"] for m in mails] == ["X11074", "X10714", "T31"]
     by_unit = {r.unit_code: r for r in reports(app)}
@@ -332,7 +421,7 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     assert set(city_mail.rcpt_tos) == {*h["BNV"].coordinator_emails, *h["BNV"].head_emails,
                                        *h["T31"].coordinator_emails}
     assert h["T31"].coordinator_emails[0] in city_mail.message["Cc"]
-    assert h["T31"].name in city_mail.message["Subject"]
+    assert "của Ủy ban nhân dân thành phố Hải Phòng" in city_mail.message["Subject"]
     for m in mails[:2]:
         assert set(h["T31"].coordinator_emails) <= set(m.rcpt_tos)
 
@@ -342,7 +431,8 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
               "--format", "json")
     assert run.exit_code == 0, run.output
     fig = json.loads(run.stdout)
-    assert fig == by_unit["T31"].figures
+    # As kept when made, but for the city's own request: answered since, by its issued report (on time).
+    assert fig == {**by_unit["T31"].figures, "own": {"state": "accepted", "on_time": True}}
     for ind in cfg.catalog.counts:
         assert fig["totals"][ind.code] == sum(typed[u].values[ind.code] for u in accepted), ind.code
         assert fig["covered"][ind.code] == len(accepted)
@@ -363,10 +453,13 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     assert c["on_time"] == len(accepted) - len(late) - 1  # the late communes and X10714-KT
     assert fig["missing"] == [missing]
     assert set(fig["late"]) == {missing, *late, "X10714-KT"}
-    assert child_figs["X10714"] == by_unit["X10714"].figures
+    # Nhị Chiểu issued its report on 11/6, after its deadline (05/6): answered, late.
+    assert child_figs["X10714"] == {**by_unit["X10714"].figures, "own": {"state": "accepted", "on_time": False}}
+
+    from baocao.consolidation.reporting import attachment_names
 
     files = attachments(city_mail)
-    rows, sheets = xlsx_totals(files[f"BaoCao_{PERIOD}_T31_v1_PhuLuc.xlsx"][1])
+    rows, sheets = xlsx_totals(files[attachment_names(cfg, cycle, "T31")["xlsx"]][1])
     assert set(rows) == {"T31", *(u.code for u in h.children("T31"))}  # one row per child, then the total
     total = rows["T31"]
     for ind in cfg.catalog_for("national").counts:  # the appendix words them as the cycle's plan does
@@ -385,7 +478,7 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
 
     from baocao.rules.formatting import number_vi
 
-    text = docx_text(files[f"BaoCao_{PERIOD}_T31_v1.docx"][1])
+    text = docx_text(attachments(drafts["T31"])[attachment_names(cfg, cycle, "T31")["draft"]][1])
     for ind in cfg.catalog.counts:
         assert f"{ind.label}: {number_vi(fig['totals'][ind.code])} {ind.unit}" in text, ind.code
     for d in fig["derived"].values():
@@ -394,9 +487,12 @@ def test_city_consolidation_bottom_up_with_figures_that_agree_everywhere(app, mo
     assert f"Tỷ lệ hội nghị trực tuyến đạt {number_vi(online['value'], 1)}%" in text
     # The city counts its direct children by kind (the exempted commune not expected); its leaves in brackets.
     n_communes = sum(1 for c in h.children("T31") if c.level == "commune") - 1
-    assert (f"Đã nhận báo cáo của {n_communes - 1}/{n_communes} xã, phường, đặc khu và 2/2 sở, ngành" in text)
+    # The city's draft was made (11/6 17:00) before Nhị Chiểu issued its own report: a consolidating child
+    # counts only once its issued report is in (issue 20 §1), so the draft lists it as not yet in.
+    assert f"Đã nhận báo cáo của {n_communes - 2}/{n_communes} xã, phường, đặc khu và 2/2 sở, ngành" in text
     assert f"(tính đến từng cơ quan, đơn vị lập biểu: {len(accepted)}/{len(leaves) - 1} cơ quan, đơn vị đã gửi)" in text
-    assert f"Chưa gửi báo cáo (1/{n_communes} xã, phường, đặc khu): {h[missing].name}." in text
+    assert (f"Chưa gửi báo cáo (2/{n_communes} xã, phường, đặc khu): {h[missing].name}, {h['X10714'].name}."
+            in text)
     assert "ỦY BAN NHÂN DÂN" in text and "THÀNH PHỐ HẢI PHÒNG" in text
 
     # --- the city's task table counts Nhị Chiểu's departments (task 1 is past its deadline, 10/5/2026)

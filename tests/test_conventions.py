@@ -13,9 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli_commands(command: object, prefix: str = "") -> set[str]:
-    """Leaf command paths ("config check"); typer's own click copy is duck-typed, not imported."""
+    """Leaf command paths ("config check"), and a group that runs by itself too (`baocao report --unit …`);
+    typer's own click copy is duck-typed, not imported."""
     if hasattr(command, "commands"):
-        out: set[str] = set()
+        out: set[str] = {prefix} if prefix and getattr(command, "invoke_without_command", False) else set()
         for name, sub in command.commands.items():
             if not sub.hidden:
                 out |= _cli_commands(sub, f"{prefix} {name}".strip())

@@ -183,14 +183,18 @@ def test_notices_go_out_once_through_dropped_connections_and_a_refused_head(
 
     result = chase(as_of=at(date(2026, 6, 3)))
 
-    assert result == {"actions": 4, "sent": 4}
+    # the four overdue notices, the escalation to Xã Tứ Kỳ (two working days before its own 05/6
+    # deadline: baocao/rules/escalation.py) and the commune's own reminder (its report is due 05/6)
+    assert result == {"actions": 6, "sent": 6}
+    received = tu_ky.replies()
+    assert Counter(m.message["X-Baocao-Kind"] for m in received) == {"overdue": 4, "escalation": 1, "reminder": 1}
     with app.db.session() as s:
         rows = {r.unit_code: r for r in s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "overdue"))}
     assert {r.status for r in rows.values()} == {"sent"}
     assert head("X11074-VP") in (rows["X11074-VP"].last_error or "")  # the refusal is on record
     assert any(head("X11074-VP") in r.getMessage() and "550" in r.getMessage() for r in caplog.records
                if r.name == "baocao.mail" and r.levelno >= logging.WARNING)
-    got = Counter(r for m in tu_ky.replies() for r in m.rcpt_tos)
+    got = Counter(r for m in received if m.message["X-Baocao-Kind"] == "overdue" for r in m.rcpt_tos)
     assert got == {a: 1 for u in DEPARTMENTS for a in (coord(u), head(u)) if a != head("X11074-VP")}
     assert chase(as_of=at(date(2026, 6, 3), 10)) == {"actions": 0, "sent": 0}
     tally(faults, app, 4, refused={head("X11074-VP")})
@@ -200,23 +204,25 @@ def test_a_report_too_large_for_the_relay_fails_that_unit_visibly_and_goes_once_
         tu_ky: TuKy, faults: Counter, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     app = tu_ky.app
-    app.smtp.max_message_size = 20_000  # the Word report, the XLSX appendix and the chart are bigger
+    app.smtp.max_message_size = 20_000  # the draft's Word report and XLSX appendix are bigger
+    # (Tứ Kỳ's report is reviewed: the consolidate step mails the draft to the commune; the same step,
+    # the same outbox and the same failure as a report sent straight up)
 
     with pytest.raises(RuntimeError, match="1 unit.*X11074"):
         consolidate(period="2026-H1", plan="tu-ky", as_of=at(date(2026, 6, 8), 17, 0))
 
     with app.db.session() as s:
-        (row,) = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "report"))
+        (row,) = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "draft"))
     assert row.status == "failed" and row.last_error.startswith("552")
     assert any("X11074" in line and "552" in line for line in errors(caplog, "baocao.outbox"))
-    assert not [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "report"]
+    assert not [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "draft"]
 
     app.smtp.max_message_size = None  # the relay's limit is raised
     again = consolidate(period="2026-H1", plan="tu-ky", as_of=at(date(2026, 6, 8), 18, 0))
     (res,) = again.values()
     assert res == {"reports": [], "sent": 1, "failed": {}}  # the report is not made again, only sent
-    reports = [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "report"]
-    assert len(reports) == 1 and set(reports[0].rcpt_tos) == {coord("T31"), head("T31"), coord("X11074")}
+    drafts = [m for m in app.smtp.messages if m.message["X-Baocao-Kind"] == "draft"]
+    assert len(drafts) == 1 and set(drafts[0].rcpt_tos) == {coord("X11074"), head("X11074")}
     tally(faults, app, 1)
 
 

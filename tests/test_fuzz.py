@@ -120,7 +120,7 @@ def check_read(data: bytes, name: str, unexpected: _Unexpected, *, max_bytes: in
     assert subs or any(p.severity == "error" for p in problems), "nothing read and no error said why"
     assert len(problems) <= LIMITS.max_problems + 1
     for p in problems:
-        assert p.file == name and p.message_vi.startswith(f"Tệp «{name}»"), p.message_vi
+        assert p.file == name and p.message_vi.startswith(f"Tệp “{name}”"), p.message_vi
         detail = p.message_vi[len(location_vi(p.file, p.sheet, p.cell, p.code)) + 2:]
         assert VIETNAMESE.search(detail), p.message_vi  # what is wrong is said in Vietnamese, after where
         assert p.severity in ("error", "warning")

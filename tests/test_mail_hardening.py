@@ -280,7 +280,7 @@ def test_a_flood_of_attachments_is_read_up_to_the_cap_and_answered_once_for_the_
         notes = list(s.scalars(select(OutboxMessage).where(OutboxMessage.key.like("%/message"))))
     (note,) = notes
     assert note.recipients == ["gia.mao@example.org"]
-    assert all(f"«tep-{i}.csv»" in note.body_text for i in range(20, 25))
+    assert all(f"“tep-{i}.csv”" in note.body_text for i in range(20, 25))
 
 
 @pytest.mark.slow

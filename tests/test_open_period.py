@@ -10,6 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from baocao.rules.bodies import body_name
 from baocao.store.db import OutboxMessage, Request
 from flows.open_period import UnitsFailed, open_period
 
@@ -36,7 +37,7 @@ def test_every_unit_gets_exactly_one_request_with_its_own_form(app):
         assert len(msgs) == 1, code
         msg = msgs[0].message
         body = msg.get_body(("plain",)).get_content()
-        assert unit.name in body
+        assert f"Kính gửi: {body_name(unit)}" in body  # the body, not the place (issue 21 §1)
         attachments = list(msg.iter_attachments())
         if h.has_children(code):  # the commune consolidates: no form, a notice
             assert attachments == []
@@ -44,7 +45,7 @@ def test_every_unit_gets_exactly_one_request_with_its_own_form(app):
         else:
             assert "02/6/2026" in msg["Subject"]  # departments: 3 working days earlier
             (att,) = attachments
-            assert att.get_filename() == f"BaoCao_2026-H1_{code}.xlsx"
+            assert att.get_filename() == f"Biểu báo cáo 6 tháng đầu năm 2026 - {unit.name}.xlsx"  # issue 21 §2
             wb = load_workbook(io.BytesIO(att.get_content()))
             info = {r[0].value: r[1].value for r in wb["Thông tin"].iter_rows(max_col=2) if r[0].value}
             assert info["Mã đơn vị"] == code and info["Mã kỳ báo cáo"] == "2026-H1"
@@ -93,7 +94,9 @@ def test_messages_are_in_vietnamese_and_name_the_contact(app):
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "Hạn gửi báo cáo: ngày 02 tháng 6 năm 2026" in text
-    assert "Xã Tứ Kỳ" in text  # the requester and contact is the parent
+    # asked by the office that collects for the commune (config/plans/tu-ky.toml [collector.root], seed 000)
+    assert "Ủy ban nhân dân xã Tứ Kỳ đề nghị Phòng Văn hóa - Xã hội xã Tứ Kỳ" in " ".join(text.split())  # not asked by itself
+    assert "Đầu mối liên hệ: Vũ Văn Hùng, Phòng Văn hóa - Xã hội xã Tứ Kỳ, điện thoại 0220.3000.074" in " ".join(text.split())
     assert app.cfg.settings.reply_to in text and "<ol>" in html
     parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
     assert parsed["Reply-To"] == app.cfg.settings.reply_to

@@ -38,7 +38,9 @@ def seed_text(plan: str) -> str:
 
 def form_label(form: bytes, code: str) -> str:
     ws = openpyxl.load_workbook(io.BytesIO(form))[SHEET_COUNTS]
-    return next(str(row[1].value) for row in ws.iter_rows() if row[0].value == code)
+    header = next(r for r in ws.iter_rows() if any(c.value == "Mã" for c in r))  # found as the reader finds it
+    col = {c.value: c.column - 1 for c in header}
+    return next(str(row[col["Chỉ tiêu"]].value) for row in ws.iter_rows() if row[col["Mã"]].value == code)
 
 
 def _spec(cfg: Config, unit: str) -> FormSpec:

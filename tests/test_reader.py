@@ -12,10 +12,19 @@ from openpyxl import load_workbook
 
 from baocao.intake.reader import read_submission
 from baocao.intake.results import Limits, Problem
-from baocao.opening.forms import COUNT_HEADERS, SHEET_COUNTS, SHEET_TASKS, SHEET_TEXTS
+from baocao.opening.forms import (
+    COUNT_HEADER_ROW,
+    COUNT_HEADERS,
+    SHEET_COUNTS,
+    SHEET_TASKS,
+    SHEET_TEXTS,
+    TASK_HEADER_ROW,
+    TEXT_HEADER_ROW,
+)
 from baocao.rules.catalog import Catalog, Indicator
 from baocao.rules.config import Config
 from tests.data.make_bad_files import (
+    CATALOG,
     PERIOD,
     SECRET,
     UNIT,
@@ -36,6 +45,16 @@ def _row(ws, code: str) -> int:  # noqa: ANN001
     return next(r for r in range(1, ws.max_row + 1) if any(c.value == code for c in ws[r]))
 
 
+def _first_value_cell() -> str:
+    """Where today's form holds the first count's Giá trị (title rows and a group row stand above it)."""
+    ws = load_workbook(io.BytesIO(blank()))[SHEET_COUNTS]
+    return f"D{_row(ws, CATALOG.counts[0].code)}"
+
+
+def _col_of(ws, label: str) -> int:  # noqa: ANN001
+    return next(c.column for c in ws[COUNT_HEADER_ROW] if c.value == label)
+
+
 def _with_value(value: object, index: int = 0) -> bytes:
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_COUNTS]
@@ -53,7 +72,7 @@ def test_round_trip_filled_in_openpyxl(cfg: Config) -> None:
     assert (sub.unit_code, sub.period, sub.form_version, sub.fmt) == (UNIT, PERIOD, 1, "xlsx")
     assert sub.token == spec().token
     assert sub.values == good_values()
-    assert sub.cells[cfg.catalog.counts[0].code] == "D2"
+    assert sub.cells[cfg.catalog.counts[0].code] == _first_value_cell()
     assert sub.previous_year[cfg.catalog.counts[0].code] == 12
     assert set(sub.texts) == {i.code for i in cfg.catalog.texts}
     assert [(t.number, t.status) for t in sub.tasks] == [(1, "done"), (2, "in_progress")]
@@ -63,10 +82,13 @@ def test_round_trip_with_moved_columns_and_rows(cfg: Config) -> None:
     """A unit copies the table elsewhere: title rows on top, columns reordered, rows reversed."""
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_COUNTS]
-        rows = [[c.value for c in row] for row in ws.iter_rows(min_row=1, max_row=ws.max_row)]
+        for merged in list(ws.merged_cells.ranges):
+            ws.unmerge_cells(str(merged))
+        rows = [[c.value for c in row] for row in ws.iter_rows(min_row=COUNT_HEADER_ROW, max_row=ws.max_row)]
         ws.delete_rows(1, ws.max_row)
         ws.cell(1, 1, "Biểu số liệu của phường")
-        order = [5, 3, 1, 0, 4, 2]  # Ghi chú, Giá trị, Chỉ tiêu, Mã, Cùng kỳ, Đơn vị tính
+        order = [rows[0].index(label) for label in ("Ghi chú", "Giá trị", "Chỉ tiêu", "Mã", "Cùng kỳ năm trước",
+                                                    "Đơn vị tính")]
         for r, row in enumerate([rows[0], *rows[1:][::-1]], start=4):
             for c, src in enumerate(order, start=3):
                 ws.cell(r, c, row[src])
@@ -84,8 +106,8 @@ def test_round_trip_with_moved_columns_and_rows(cfg: Config) -> None:
 def test_headers_and_sheet_names_match_without_accents_or_case(cfg: Config) -> None:
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_COUNTS]
-        ws.cell(1, 1, "MÃ")
-        ws.cell(1, 4, "  gia tri ")
+        ws.cell(COUNT_HEADER_ROW, _col_of(ws, "Mã"), "MÃ")
+        ws.cell(COUNT_HEADER_ROW, _col_of(ws, "Giá trị"), "  gia tri ")
         ws.title = "chi tieu"
     subs, problems = read_submission(filled(mutate), "f.xlsx", cfg.catalog)
     assert _errors(problems) == []
@@ -130,8 +152,9 @@ def test_refused_values_name_file_sheet_cell_code_and_value(cfg: Config, typed: 
     errors = _errors(problems)
     assert len(errors) == 1
     error = errors[0]
-    assert (error.rule, error.sheet, error.cell, error.code) == ("non_negative_integer", SHEET_COUNTS, "D2", code)
-    assert error.message_vi.startswith(f"Tệp «BaoCao.xlsx», trang «{SHEET_COUNTS}», ô D2, mã «{code}»")
+    ref = _first_value_cell()
+    assert (error.rule, error.sheet, error.cell, error.code) == ("non_negative_integer", SHEET_COUNTS, ref, code)
+    assert error.message_vi.startswith(f"Tệp “BaoCao.xlsx”, trang “{SHEET_COUNTS}”, ô {ref}: ")
     assert words in error.message_vi
     assert subs[0].values[code] is None and code in subs[0].reported
 
@@ -147,7 +170,7 @@ def test_formula_cached_value_is_read(cfg: Config) -> None:
 
 def test_empty_required_value_is_an_error(cfg: Config) -> None:
     subs, problems = read_submission(_with_value(None), "f.xlsx", cfg.catalog)
-    assert [(p.rule, p.cell) for p in _errors(problems)] == [("required", "D2")]
+    assert [(p.rule, p.cell) for p in _errors(problems)] == [("required", _first_value_cell())]
 
 
 def test_empty_optional_value_is_none_without_error() -> None:
@@ -162,7 +185,7 @@ def test_empty_optional_value_is_none_without_error() -> None:
 def test_unknown_code_is_a_warning_only(cfg: Config) -> None:
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_COUNTS]
-        ws.cell(ws.max_row + 1, 1, "CHI_TIEU_LA")
+        ws.cell(ws.max_row + 1, _col_of(ws, "Mã"), "CHI_TIEU_LA")
         ws.cell(ws.max_row, 4, 3)
     subs, problems = read_submission(filled(mutate), "f.xlsx", cfg.catalog)
     assert _errors(problems) == []
@@ -177,23 +200,24 @@ def test_missing_sheet_and_header_say_what_is_missing(cfg: Config) -> None:
     assert [(p.rule, SHEET_TEXTS in p.message_vi) for p in _errors(problems)] == [("missing_sheet", True)]
 
     def rename(wb) -> None:  # noqa: ANN001
-        wb[SHEET_COUNTS].cell(1, 4, "Số liệu kỳ này")
+        wb[SHEET_COUNTS].cell(COUNT_HEADER_ROW, 4, "Số liệu kỳ này")
     _, problems = read_submission(filled(rename), "f.xlsx", cfg.catalog)
     errors = _errors(problems)
     assert [p.rule for p in errors] == ["missing_header"]
-    assert f"«{COUNT_HEADERS[3]}»" in errors[0].message_vi
+    assert f"“{COUNT_HEADERS[3]}”" in errors[0].message_vi
 
 
 def test_task_statuses_and_bad_status_warning(cfg: Config) -> None:
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_TASKS]
-        ws["E2"], ws["F2"], ws["G2"] = "chưa thực hiện", "Kế hoạch số 12", "chờ kinh phí"
-        ws["E3"] = "xong rồi"
+        first = TASK_HEADER_ROW + 1
+        ws[f"E{first}"], ws[f"F{first}"], ws[f"G{first}"] = "chưa thực hiện", "Kế hoạch số 12", "chờ kinh phí"
+        ws[f"E{first + 1}"] = "xong rồi"
     subs, problems = read_submission(filled(mutate), "f.xlsx", cfg.catalog)
     tasks = subs[0].tasks
     assert (tasks[0].status, tasks[0].product, tasks[0].note) == ("not_started", "Kế hoạch số 12", "chờ kinh phí")
     assert tasks[1].status is None
-    assert [p.rule for p in problems] == ["bad_status"] and problems[0].cell == "E3"
+    assert [p.rule for p in problems] == ["bad_status"] and problems[0].cell == f"E{TASK_HEADER_ROW + 2}"
 
 
 # ------------------------------------------------------------------------------------------ CSV
@@ -235,7 +259,7 @@ def test_csv_value_errors_name_the_line(cfg: Config) -> None:
     text = _csv(";").replace(f";{good_values()[cfg.catalog.counts[0].code]};7;", ";12,5;7;", 1)
     _, problems = read_submission(text.encode(), "a.csv", cfg.catalog)
     assert [(p.rule, p.cell) for p in _errors(problems)] == [("non_negative_integer", "dòng 2")]
-    assert problems[0].message_vi.startswith("Tệp «a.csv», dòng 2")
+    assert problems[0].message_vi.startswith("Tệp “a.csv”, dòng 2")
 
 
 # ------------------------------------------------------------------------------------------ hostile input
@@ -279,7 +303,7 @@ def test_random_damage_never_raises(cfg: Config) -> None:
         subs, problems = read_submission(bytes(data), f"hong_{i}.xlsx", cfg.catalog)
         assert isinstance(subs, list) and isinstance(problems, list)
         assert subs or any(p.severity == "error" for p in problems)
-        assert all(p.message_vi.startswith(f"Tệp «hong_{i}.xlsx»") for p in problems)
+        assert all(p.message_vi.startswith(f"Tệp “hong_{i}.xlsx”") for p in problems)
 
 
 def test_random_bytes_as_csv_never_raise(cfg: Config) -> None:
@@ -297,7 +321,7 @@ def test_reader_token_is_read_not_verified(cfg: Config) -> None:
 
 def test_texts_are_read_from_their_sheet(cfg: Config) -> None:
     def mutate(wb) -> None:  # noqa: ANN001
-        wb[SHEET_TEXTS].cell(2, 3, "Dòng 1\nDòng 2")
+        wb[SHEET_TEXTS].cell(TEXT_HEADER_ROW + 1, 3, "Dòng 1\nDòng 2")
     subs, _ = read_submission(filled(mutate), "f.xlsx", cfg.catalog)
     assert subs[0].texts[cfg.catalog.texts[0].code] == "Dòng 1\nDòng 2"
 
@@ -305,4 +329,4 @@ def test_texts_are_read_from_their_sheet(cfg: Config) -> None:
 def test_openpyxl_can_still_open_what_we_read(cfg: Config) -> None:
     """Sanity: the files in these tests are real workbooks, not something only our reader accepts."""
     wb = load_workbook(io.BytesIO(filled()))
-    assert wb[SHEET_COUNTS]["D2"].value == good_values()[cfg.catalog.counts[0].code]
+    assert wb[SHEET_COUNTS][_first_value_cell()].value == good_values()[cfg.catalog.counts[0].code]

@@ -7,18 +7,19 @@ kinds) without Prefect; tests/test_chase.py runs the same through the real flow.
 the loopback SMTP server receives: recipient, Cc, stage and subject, day by day.
 
 Key dates (2026-H1): Tứ Kỳ's departments are due Tue 02/6 (3 working days before the commune's
-Fri 05/6), so before-3 = Thu 28/5, before-1 = Mon 01/6, overdue-1 = Wed 03/6, escalate-3 = Fri 05/6.
+Fri 05/6), so before-3 = Thu 28/5, before-1 = Mon 01/6, overdue-1 = Wed 03/6, and the escalation to the
+commune Wed 03/6: 3 working days after would be Fri 05/6, the commune's own deadline, so it goes on the
+last day that leaves the commune `escalate_before_parent` = 2 working days. The commune consolidates and
+is chased for its own report (the cycle's root: reminders and overdue notice, no parent to escalate to):
+before-3 = Tue 02/6, before-1 = Thu 04/6, overdue-1 = Mon 08/6 (:data:`TU_KY_OWN`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import random
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pendulum
@@ -28,130 +29,30 @@ from typer.testing import CliRunner
 
 from baocao import runtime
 from baocao.chasing.reminders import chase_cycle, plan_actions
-from baocao.devservers.simulate import figures, fill_form
 from baocao.intake.operations import exempt, return_submission
-from baocao.intake.pipeline import Incoming, take_in
-from baocao.mail import outbox
-from baocao.mail.mime import message_id_for
-from baocao.opening import dispatch
-from baocao.opening.forms import FormBuilder
 from baocao.rules.periods import Period
 from baocao.rules.plans import ReminderPolicy
 from baocao.store.db import AuditEvent, OutboxMessage, Request
-from baocao.store.queries import CycleInfo, open_cycle, open_cycles, requests_of
+from baocao.store.queries import open_cycle, requests_of
 from baocao.tasks.taskbook import import_appendix
+from tests.support.chasing import (
+    CHASE_KINDS,
+    Mailbox,
+    at,
+    chase_on,
+    coord,
+    days,
+    drive,
+    head,
+    open_and_send_requests,
+    submit,
+)
 
-TZ = "Asia/Ho_Chi_Minh"
-CHASE_KINDS = ("reminder", "overdue", "escalation")
 DATA = Path(__file__).resolve().parent / "data"
 TU_KY_DEPTS = ("X11074-KT", "X11074-TTHCC", "X11074-VHXH", "X11074-VP")
 
 
 # ----------------------------------------------------------------------------- helpers
-def at(day: date, hour: int = 8, minute: int = 30) -> datetime:
-    return pendulum.datetime(day.year, day.month, day.day, hour, minute, tz=TZ)
-
-
-def days(start: date, end: date) -> Iterable[date]:
-    d = start
-    while d <= end:
-        yield d
-        d += timedelta(days=1)
-
-
-def coord(code: str) -> str:
-    return f"daumoi.{code.lower()}@donvi.example"
-
-
-def head(code: str) -> str:
-    return f"lanhdao.{code.lower()}@donvi.example"
-
-
-@dataclass(frozen=True, order=True)
-class Sent:
-    """One chase message as the SMTP server received it (stage from its outbox row, by Message-ID)."""
-
-    kind: str
-    stage: str
-    unit: str
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
-    subject: str
-    text: str
-    html: str
-
-    @property
-    def row(self) -> tuple:
-        return self.kind, self.stage, self.unit, self.to, self.cc
-
-
-class Mailbox:
-    """Reads the chase messages the SMTP server received since the last look."""
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app = app
-        self.seen = 0
-        self.by_day: dict[date, list[Sent]] = {}  # filled by drive()
-
-    def new(self) -> list[Sent]:
-        msgs = self.app.smtp.messages
-        fresh, self.seen = msgs[self.seen:], len(msgs)
-        rows = {message_id_for(r.key): r for r in outbox.messages(runtime.database(runtime.config()))}
-        out = []
-        for m in fresh:
-            msg = m.message
-            if msg["X-Baocao-Kind"] not in CHASE_KINDS:
-                continue
-            row = rows[m.message_id]
-            out.append(Sent(
-                kind=str(msg["X-Baocao-Kind"]), stage=row.stage, unit=str(msg["X-Baocao-Unit"]),
-                to=tuple(a.addr_spec for a in msg["To"].addresses),
-                cc=tuple(a.addr_spec for a in msg["Cc"].addresses) if msg["Cc"] else (),
-                subject=str(msg["Subject"]), text=msg.get_body(("plain",)).get_content(),
-                html=msg.get_body(("html",)).get_content(),
-            ))
-        return sorted(out)
-
-
-def open_and_send_requests(period: str, plan: str, root: str | None = None) -> CycleInfo:
-    """What `open-period` does: the cycle, every unit's request (with its form), sent over SMTP."""
-    cfg = runtime.config()
-    db = runtime.database(cfg)
-    info = open_cycle(db, cfg, Period.parse(period), plan, root)
-    units = [u.code for u in cfg.hierarchy.walk(info.root)]
-    prepared = dispatch.prepare_requests(db, cfg, info, units, FormBuilder(cfg.catalog))
-    assert not prepared.failed, prepared.failed
-    delivery = outbox.deliver(db, cfg.settings, cycle_id=info.id, kinds=["request"])
-    assert delivery.ok, delivery.failed
-    dispatch.mark_sent(db, info, delivery.sent)
-    return info
-
-
-def chase_on(day: date, hour: int = 8, minute: int = 30) -> None:
-    """The chase flow's work for one day, without Prefect: today's actions of every open cycle, then send."""
-    cfg = runtime.config()
-    db = runtime.database(cfg)
-    for info in open_cycles(db):
-        chase_cycle(db, cfg, info, at(day, hour, minute))
-    delivery = outbox.deliver(db, cfg.settings, kinds=list(CHASE_KINDS))
-    assert delivery.ok, delivery.failed
-
-
-def drive(box: Mailbox, start: date, end: date, *, only: Iterable[date] | None = None) -> dict[date, list[tuple]]:
-    """Chase every day from start to end (or only on the given days); what reached SMTP on each day."""
-    wanted = set(only) if only is not None else None
-    log: dict[date, list[tuple]] = {}
-    for day in days(start, end):
-        if wanted is not None and day not in wanted:
-            continue
-        chase_on(day)
-        sent = box.new()
-        if sent:
-            box.by_day[day] = sent
-            log[day] = [s.row for s in sent]
-    return log
-
-
 def reminder(code: str, n: int) -> tuple:
     return ("reminder", f"before-{n}", code, (coord(code),), ())
 
@@ -164,25 +65,31 @@ def escalation(parent: str, n: int = 3) -> tuple:
     return ("escalation", f"escalate-{n}", parent, (coord(parent),), (head(parent),))
 
 
-def submit(app, unit: str, when: datetime, *, mistake: str | None = None,  # noqa: ANN001
-           task_status: dict[int, str] | None = None):
-    """The unit's officer fills the form it received by e-mail and sends it back."""
-    cfg = runtime.config()
-    coordinator = cfg.hierarchy[unit].coordinator_emails[0]
-    request = next(m.message for m in app.smtp.messages
-                   if m.message["X-Baocao-Kind"] == "request" and coordinator in m.rcpt_tos)
-    (att,) = list(request.iter_attachments())
-    rng = random.Random(unit)
-    data = fill_form(att.get_content(), cfg.catalog, figures(cfg.catalog, rng), rng, mistake=mistake,
-                     task_status=task_status)
-    return take_in(runtime.database(cfg), cfg, Incoming(data, att.get_filename(), "email", sender=coordinator,
-                                                        received_at=when))
-
-
 def request_state(unit: str) -> tuple[str, str | None]:
     with runtime.database(runtime.config()).session() as s:
         req = s.scalars(select(Request).where(Request.unit_code == unit)).one()
         return req.state, req.state_reason
+
+
+TU_KY = "Xã Tứ Kỳ"
+DEPT_NAMES = {
+    "X11074-KT": "Phòng Kinh tế xã Tứ Kỳ",
+    "X11074-TTHCC": "Trung tâm Phục vụ hành chính công xã Tứ Kỳ",
+    "X11074-VHXH": "Phòng Văn hóa - Xã hội xã Tứ Kỳ",
+    "X11074-VP": "Văn phòng HĐND và UBND xã Tứ Kỳ",
+}
+
+
+def with_commune(log: dict[date, list[tuple]], start: date = date(2026, 5, 19),
+                 end: date = date(2026, 6, 30)) -> dict[date, list[tuple]]:
+    """``log`` plus what the commune X11074 gets for its own report in 2026-H1 between start and end."""
+    own = {date(2026, 6, 2): reminder("X11074", 3), date(2026, 6, 4): reminder("X11074", 1),
+           date(2026, 6, 8): overdue("X11074")}
+    out = {d: list(rows) for d, rows in log.items()}
+    for d, row in own.items():
+        if start <= d <= end:
+            out[d] = sorted(out.get(d, []) + [row])
+    return out
 
 
 # ----------------------------------------------------------------------------- a weekend
@@ -195,14 +102,17 @@ def test_friday_deadline_overdue_notice_skips_the_weekend(app):
     with runtime.database(cfg).session() as s:
         deadlines = {r.unit_code: r.deadline for r in s.scalars(select(Request).where(Request.cycle_id == info.id))}
     assert {deadlines[c] for c in communes} == {date(2026, 6, 5)} and date(2026, 6, 5).weekday() == 4
-    assert deadlines["T11"] == date(2026, 6, 12)  # the province consolidates; it is not chased
+    assert deadlines["T11"] == date(2026, 6, 12)  # the province consolidates: chased for its own report
 
     log = drive(Mailbox(app), date(2026, 5, 25), date(2026, 6, 14))
     assert log == {
         date(2026, 6, 2): [reminder(c, 3) for c in communes],  # Tue: 3 working days before Fri
         date(2026, 6, 4): [reminder(c, 1) for c in communes],  # Thu
         date(2026, 6, 8): [overdue(c) for c in communes],  # Mon: the weekend is not a working day
-        date(2026, 6, 10): [escalation("T11")],  # Wed: 3 working days after, one message for all 45
+        date(2026, 6, 9): [reminder("T11", 3)],  # the province's own report, due Fri 12/6
+        # Wed: 3 working days after, one message for all 45; it leaves the province 2 working days.
+        date(2026, 6, 10): [escalation("T11")],
+        date(2026, 6, 11): [reminder("T11", 1)],
     }
 
 
@@ -243,35 +153,39 @@ def test_deadlines_and_stages_around_tet(app, tet_config):
     log = drive(box, date(2027, 1, 25), date(2027, 2, 22))
     assert log == {
         date(2027, 1, 29): [reminder("X11074-KT", 3)],  # Fri: 3 working days before Wed 03/2
-        date(2027, 2, 2): [reminder("X11074-KT", 1), reminder("X11074-VHXH", 3), reminder("X11074-VP", 3)],
+        date(2027, 2, 2): sorted([reminder("X11074", 3), reminder("X11074-KT", 1), reminder("X11074-VHXH", 3),
+                                  reminder("X11074-VP", 3)]),  # the commune's own: 3 working days before Fri 12/2
         date(2027, 2, 3): [reminder("X11074-TTHCC", 3)],  # 3 working days before Mon 15/2, across Tết
-        date(2027, 2, 11): [overdue("X11074-KT"), reminder("X11074-VHXH", 1), reminder("X11074-VP", 1)],
+        # KT's escalation: 3 working days after 03/2 is Mon 15/2, after the commune's own deadline; the
+        # last day leaving it 2 working days is 03/2, KT's deadline itself: so the first day after, Thu 11/2.
+        date(2027, 2, 11): [escalation("X11074"), overdue("X11074-KT"), reminder("X11074", 1),
+                            reminder("X11074-VHXH", 1), reminder("X11074-VP", 1)],
         date(2027, 2, 12): [reminder("X11074-TTHCC", 1)],  # Fri before a Monday deadline
-        date(2027, 2, 15): [escalation("X11074"), overdue("X11074-VHXH"), overdue("X11074-VP")],
-        date(2027, 2, 16): [overdue("X11074-TTHCC")],
-        date(2027, 2, 17): [escalation("X11074")],
-        date(2027, 2, 18): [escalation("X11074")],
+        # VHXH and VP are due the commune's own day: escalated on the first working day after it.
+        date(2027, 2, 15): [escalation("X11074"), overdue("X11074"), overdue("X11074-VHXH"), overdue("X11074-VP")],
+        date(2027, 2, 16): [escalation("X11074"), overdue("X11074-TTHCC")],
     }
     # Working days are counted in the text too: Tết's days off are not "days left".
     (tthcc,) = box.by_day[date(2027, 2, 3)]
     assert "Hạn gửi báo cáo: ngày 15 tháng 02 năm 2027 (còn 3 ngày làm việc)." in tthcc.text
-    assert tthcc.subject == "[2027-Q1] Nhắc hạn: báo cáo của Trung tâm Phục vụ hành chính công xã Tứ Kỳ hạn 15/02/2027"
-    # Each escalation is set off by the children reaching 3 working days late that day, and lists every
-    # child that is 3 or more working days late: one message each time, none left out.
+    assert tthcc.subject == ("Nhắc hạn: còn 3 ngày làm việc đến hạn gửi báo cáo quý I năm 2027 của "
+                             "Trung tâm Phục vụ hành chính công xã Tứ Kỳ (hạn 15/02/2027)")
+    # Each escalation is set off by a child reaching its escalation day, and lists every child whose
+    # day has come and that is still not in: one message each time, none left out.
     escalations = {day: sent[0] for day, sent in box.by_day.items() if sent[0].kind == "escalation"}
     assert {day: e.subject for day, e in escalations.items()} == {
-        date(2027, 2, 15): "[2027-Q1] 1 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
-        date(2027, 2, 17): "[2027-Q1] 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
-        date(2027, 2, 18): "[2027-Q1] 4 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo",
+        date(2027, 2, 11): "Đề nghị chỉ đạo: 1 đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo quý I năm 2027",
+        date(2027, 2, 15): "Đề nghị chỉ đạo: 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo quý I năm 2027",
+        date(2027, 2, 16): "Đề nghị chỉ đạo: 4 đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo quý I năm 2027",
     }
-    listed = {day: [c for c in TU_KY_DEPTS if f"({c})" in e.text] for day, e in escalations.items()}
+    listed = {day: [c for c in TU_KY_DEPTS if f". {DEPT_NAMES[c]} — " in e.text] for day, e in escalations.items()}
     assert listed == {
-        date(2027, 2, 15): ["X11074-KT"],
-        date(2027, 2, 17): ["X11074-KT", "X11074-VHXH", "X11074-VP"],
-        date(2027, 2, 18): list(TU_KY_DEPTS),
+        date(2027, 2, 11): ["X11074-KT"],
+        date(2027, 2, 15): ["X11074-KT", "X11074-VHXH", "X11074-VP"],
+        date(2027, 2, 16): list(TU_KY_DEPTS),
     }
-    assert "(X11074-KT) — hạn 03/02/2027, quá hạn 3 ngày làm việc" in escalations[date(2027, 2, 15)].text
-    assert "(X11074-KT) — hạn 03/02/2027, quá hạn 5 ngày làm việc" in escalations[date(2027, 2, 17)].text
+    assert "Phòng Kinh tế xã Tứ Kỳ — hạn 03/02/2027, quá hạn 1 ngày làm việc" in escalations[date(2027, 2, 11)].text
+    assert "Phòng Kinh tế xã Tứ Kỳ — hạn 03/02/2027, quá hạn 3 ngày làm việc" in escalations[date(2027, 2, 15)].text
 
 
 def test_overdue_day_counts_across_tet(app, tet_config):
@@ -281,7 +195,7 @@ def test_overdue_day_counts_across_tet(app, tet_config):
     drive(box, date(2027, 2, 1), date(2027, 2, 10))
     chase_on(date(2027, 2, 11))
     (kt,) = [s for s in box.new() if s.unit == "X11074-KT"]
-    assert kt.subject == ("[2027-Q1] Quá hạn 1 ngày làm việc: Phòng Kinh tế xã Tứ Kỳ chưa gửi báo cáo "
+    assert kt.subject == ("Quá hạn 1 ngày làm việc: Phòng Kinh tế xã Tứ Kỳ chưa gửi báo cáo quý I năm 2027 "
                           "(hạn 03/02/2027)")
     assert "Hạn gửi là ngày 03 tháng 02 năm 2027; báo cáo đã quá hạn 1 ngày làm việc." in kt.text
 
@@ -307,17 +221,17 @@ def test_a_submission_stops_the_chase_at_once(app):
     # VP replies on Mon 01/6 at 07:00, before that morning's chase: it gets no before-1.
     outcome = submit(app, "X11074-VP", at(date(2026, 6, 1), 7, 0))
     assert outcome.status == "accepted", outcome.units[0].problems
-    # KT replies late, on Thu 04/6, after its overdue notice: not in Friday's escalation.
+    # KT replies late, on Thu 04/6, after its overdue notice and Wednesday's escalation: nothing more after.
     log = drive(box, date(2026, 6, 1), date(2026, 6, 3))
     assert submit(app, "X11074-KT", at(date(2026, 6, 4), 10, 0)).status == "accepted"
     assert request_state("X11074-KT")[0] == "late"
     log |= drive(box, date(2026, 6, 4), date(2026, 6, 15))
-    assert log == {
+    assert log == with_commune({
         date(2026, 6, 1): [reminder(c, 1) for c in ("X11074-KT", "X11074-TTHCC", "X11074-VHXH")],
-        date(2026, 6, 3): [overdue(c) for c in ("X11074-KT", "X11074-TTHCC", "X11074-VHXH")],
-        date(2026, 6, 5): [escalation("X11074")],
-    }
-    chase_on(date(2026, 6, 5), 17, 0)
+        # Wed 03/6: KT has not sent yet, so it is in the escalation (sent with the overdue notices).
+        date(2026, 6, 3): [escalation("X11074")] + [overdue(c) for c in ("X11074-KT", "X11074-TTHCC", "X11074-VHXH")],
+    }, start=date(2026, 6, 1))
+    chase_on(date(2026, 6, 8), 17, 0)
     assert box.new() == []
 
 
@@ -326,14 +240,14 @@ def test_escalation_lists_only_the_children_still_overdue(app):
     submit(app, "X11074-VP", at(date(2026, 6, 2), 15, 0))  # on time, on the deadline day
     submit(app, "X11074-KT", at(date(2026, 6, 4), 10, 0))  # late, before the escalation
     box = Mailbox(app)
-    drive(box, date(2026, 6, 1), date(2026, 6, 4))
-    chase_on(date(2026, 6, 5))
-    (esc,) = box.new()
+    drive(box, date(2026, 6, 1), date(2026, 6, 2))
+    chase_on(date(2026, 6, 3))
+    (esc,) = [s for s in box.new() if s.kind == "escalation"]
     assert esc.row == escalation("X11074")
-    assert esc.subject == "[2026-H1] 2 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo"
-    assert "1. Trung tâm Phục vụ hành chính công xã Tứ Kỳ (X11074-TTHCC) — hạn 02/6/2026, quá hạn 3 ngày" in esc.text
-    assert "2. Phòng Văn hóa - Xã hội xã Tứ Kỳ (X11074-VHXH) — hạn 02/6/2026, quá hạn 3 ngày" in esc.text
-    assert "X11074-VP" not in esc.text and "X11074-KT" not in esc.text
+    assert esc.subject == "Đề nghị chỉ đạo: 2 đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo 6 tháng đầu năm 2026"
+    assert "1. Trung tâm Phục vụ hành chính công xã Tứ Kỳ — hạn 02/6/2026, quá hạn 1 ngày" in esc.text
+    assert "2. Phòng Văn hóa - Xã hội xã Tứ Kỳ — hạn 02/6/2026, quá hạn 1 ngày" in esc.text
+    assert DEPT_NAMES["X11074-VP"] not in esc.text and DEPT_NAMES["X11074-KT"] not in esc.text
 
 
 def test_an_exempt_unit_is_never_chased(app):
@@ -344,16 +258,16 @@ def test_an_exempt_unit_is_never_chased(app):
     box = Mailbox(app)
     log = drive(box, date(2026, 5, 19), date(2026, 6, 15))
     others = ("X11074-KT", "X11074-VHXH", "X11074-VP")
-    assert log == {
+    assert log == with_commune({
         date(2026, 5, 28): [reminder(c, 3) for c in others],
         date(2026, 6, 1): [reminder(c, 1) for c in others],
-        date(2026, 6, 3): [overdue(c) for c in others],
-        date(2026, 6, 5): [escalation("X11074")],
-    }
+        date(2026, 6, 3): [escalation("X11074")] + [overdue(c) for c in others],
+    })
     assert not any(coord("X11074-TTHCC") in m.rcpt_tos or head("X11074-TTHCC") in m.rcpt_tos
                    for m in app.smtp.messages if m.message["X-Baocao-Kind"] in CHASE_KINDS)
-    (esc,) = box.by_day[date(2026, 6, 5)]
-    assert esc.subject == "[2026-H1] 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn báo cáo" and "X11074-TTHCC" not in esc.text
+    (esc,) = [s for s in box.by_day[date(2026, 6, 3)] if s.kind == "escalation"]
+    assert esc.subject == "Đề nghị chỉ đạo: 3 đơn vị trực thuộc Xã Tứ Kỳ quá hạn gửi báo cáo 6 tháng đầu năm 2026"
+    assert DEPT_NAMES["X11074-TTHCC"] not in esc.text
 
 
 def test_a_rejected_unit_is_chased_with_the_reason(app):
@@ -369,14 +283,14 @@ def test_a_rejected_unit_is_chased_with_the_reason(app):
     assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in vhxh.text
     assert html.escape(reason, quote=False) in vhxh.html or html.escape(reason) in vhxh.html
     chase_on(date(2026, 6, 3))
-    (vhxh,) = [s for s in box.new() if s.unit == "X11074-VHXH"]
+    sent = box.new()
+    (vhxh,) = [s for s in sent if s.unit == "X11074-VHXH"]
     assert vhxh.row == overdue("X11074-VHXH")
     assert f"Báo cáo đơn vị gửi trước đó chưa được tiếp nhận vì: {reason}" in vhxh.text
-    chase_on(date(2026, 6, 5))
-    (esc,) = box.new()
-    line = next(ln for ln in esc.text.splitlines() if "X11074-VHXH" in ln)
+    (esc,) = [s for s in sent if s.kind == "escalation"]
+    line = next(ln for ln in esc.text.splitlines() if DEPT_NAMES["X11074-VHXH"] in ln)
     assert "báo cáo đã gửi chưa được tiếp nhận" in line
-    assert all("chưa được tiếp nhận" not in ln for ln in esc.text.splitlines() if "X11074-KT" in ln)
+    assert all("chưa được tiếp nhận" not in ln for ln in esc.text.splitlines() if DEPT_NAMES["X11074-KT"] in ln)
 
 
 def test_a_returned_unit_is_chased_again_with_the_reason(app):
@@ -424,22 +338,26 @@ def test_after_days_without_a_run_only_the_latest_stage_goes(app):
     # Nothing ran on Thu 28/5 (before-3): on Mon 01/6 only before-1 goes, once per unit.
     log = drive(box, date(2026, 6, 1), date(2026, 6, 1))
     # Nothing ran from Tue 02/6 to Thu 04/6: on Fri 05/6 the overdue notice (its only stage) and the
-    # escalation go, and no reminder at all (the deadline has passed).
+    # escalation go, and no reminder to the departments (their deadline has passed); the commune, due
+    # that day, gets its before-1 only (not the before-3 it missed).
     log |= drive(box, date(2026, 6, 5), date(2026, 6, 15))
     assert log == {
         date(2026, 6, 1): [reminder(c, 1) for c in TU_KY_DEPTS],
-        date(2026, 6, 5): sorted([escalation("X11074")] + [overdue(c) for c in TU_KY_DEPTS]),
+        date(2026, 6, 5): sorted([escalation("X11074"), reminder("X11074", 1)] + [overdue(c) for c in TU_KY_DEPTS]),
+        date(2026, 6, 8): [overdue("X11074")],
     }
     with runtime.database(runtime.config()).session() as s:
         stages = sorted(s.scalars(select(OutboxMessage.stage).where(OutboxMessage.kind.in_(CHASE_KINDS))))
-    assert stages == ["before-1"] * 4 + ["escalate-3"] + ["overdue-1"] * 4
+    assert stages == ["before-1"] * 5 + ["escalate-3"] + ["overdue-1"] * 5
 
 
 def test_first_run_after_the_deadline_sends_no_reminder(app):
     open_and_send_requests("2026-H1", "tu-ky")
     box = Mailbox(app)
     log = drive(box, date(2026, 6, 3), date(2026, 6, 10))
-    assert log == {date(2026, 6, 3): [overdue(c) for c in TU_KY_DEPTS], date(2026, 6, 5): [escalation("X11074")]}
+    assert log == {date(2026, 6, 3): sorted([escalation("X11074"), reminder("X11074", 3)]
+                                            + [overdue(c) for c in TU_KY_DEPTS]),
+                   date(2026, 6, 4): [reminder("X11074", 1)], date(2026, 6, 8): [overdue("X11074")]}
 
 
 def test_with_several_stages_of_a_kind_a_late_run_owes_only_the_latest(app):
@@ -456,13 +374,15 @@ def test_with_several_stages_of_a_kind_a_late_run_owes_only_the_latest(app):
 
     assert owed(date(2026, 5, 25)) == []
     assert owed(date(2026, 5, 26)) == [("reminder", "before-5")]  # Tue, 5 working days before Tue 02/6
-    assert owed(date(2026, 5, 29)) == [("reminder", "before-3")]  # before-5 missed: not sent any more
-    assert owed(date(2026, 6, 2)) == [("reminder", "before-1")]
+    # The departments' before-5 missed: not sent any more (the commune's, due Fri 05/6, comes that day).
+    assert owed(date(2026, 5, 29)) == [("reminder", "before-3"), ("reminder", "before-5")]
+    assert owed(date(2026, 6, 2)) == [("reminder", "before-1"), ("reminder", "before-3")]
     assert owed(date(2026, 6, 8)) == [("escalation", "escalate-3"), ("overdue", "overdue-1")]
-    assert owed(date(2026, 6, 9)) == [("escalation", "escalate-3"), ("overdue", "overdue-5")]  # not overdue-1
-    keys = {a.key for a in plan_actions(cfg, plan, info, reqs, date(2026, 6, 3), set(), set())}
+    # The departments' overdue-5, not overdue-1 again; the commune's overdue-1.
+    assert owed(date(2026, 6, 9)) == [("escalation", "escalate-3"), ("overdue", "overdue-1"), ("overdue", "overdue-5")]
+    keys = {a.key for a in plan_actions(cfg, plan, info, reqs, date(2026, 6, 3), set(), set()) if a.kind == "overdue"}
     assert len(keys) == 4 and all(k.endswith("/overdue/overdue-1") for k in keys)
-    assert owed(date(2026, 6, 5), frozenset(keys)) == [("escalation", "escalate-3")]  # overdue-1 went on 03/6
+    assert owed(date(2026, 6, 5), frozenset(keys)) == [("escalation", "escalate-3"), ("reminder", "before-1")]
 
 
 # ----------------------------------------------------------------------------- tasks of the appendix
@@ -504,7 +424,7 @@ def test_a_task_reported_done_is_not_mentioned_again(app):
     box = Mailbox(app)
     chase_on(date(2026, 12, 2))  # overdue-1 of the year's report
     (vhxh,) = [s for s in box.new() if s.unit == "X10714-VHXH"]
-    assert vhxh.row == overdue("X10714-VHXH") and vhxh.subject.startswith("[2026-Y] ")
+    assert vhxh.row == overdue("X10714-VHXH") and "báo cáo năm 2026 (hạn 01/12/2026)" in vhxh.subject
     assert "- Nhiệm vụ 4: Ban hành văn bản về việc thực hiện kỷ luật" in vhxh.text  # due 30/6, still in progress
     assert "Nhiệm vụ 1:" not in vhxh.text
 
@@ -532,7 +452,10 @@ def test_cli_dry_run_shows_what_would_go_to_whom_and_sends_nothing(app, monkeypa
     esc = line_of("escalate-3", "X11074")
     assert coord("X11074") in esc and head("X11074") in esc
     assert "children still not in: " + ", ".join(TU_KY_DEPTS) in esc
-    assert not any(" before-" in ln for ln in lines)  # the deadline has passed
+    assert "; 0 working" in esc  # the parent's own deadline is today: the operator sees why it is late
+    # The departments' deadline has passed; the commune, due today, is reminded of its own report.
+    assert not any(" before-" in ln and f" {c} " in ln for ln in lines for c in TU_KY_DEPTS)
+    assert "0 working day(s) before the deadline 05/06/2026" in line_of("before-1", "X11074")
     # Nothing was sent, queued or recorded.
     assert len(app.smtp.messages) == requests_sent
     with runtime.database(runtime.config()).session() as s:
@@ -541,4 +464,5 @@ def test_cli_dry_run_shows_what_would_go_to_whom_and_sends_nothing(app, monkeypa
     # The real run sends exactly what the dry run showed.
     box = Mailbox(app)
     chase_on(date(2026, 6, 5))
-    assert [s.row for s in box.new()] == sorted([escalation("X11074")] + [overdue(c) for c in TU_KY_DEPTS])
+    assert [s.row for s in box.new()] == sorted([escalation("X11074"), reminder("X11074", 1)]
+                                                + [overdue(c) for c in TU_KY_DEPTS])

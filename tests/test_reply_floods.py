@@ -20,6 +20,8 @@ from sqlalchemy import select
 from baocao.intake.channels import collect_mailbox
 from baocao.intake.pipeline import Incoming, take_in
 from baocao.intake.replies import Part, merge, over_limit
+from baocao.mail.letters import SYSTEM_BODY
+from baocao.rules.bodies import body_name
 from baocao.rules.config import Config
 from baocao.store.db import OutboxMessage, ProcessedMessage
 from tests.support.mailbox import Mailbox
@@ -71,6 +73,10 @@ def test_a_mail_with_many_files_gets_one_reply_naming_every_file(mailbox: Mailbo
     assert "12 tệp" in reply.subject
     assert all(name in reply.body_text and name in (reply.body_html or "") for name, _ in files)
     assert Counter(r.status for r in out) == {"pending": 1, "merged": 12}  # each file's reply kept
+    # No unit known: a neutral greeting, once, and signed as the single answers naming no unit are.
+    assert reply.body_text.count("Kính gửi:") == 1 and reply.body_text.startswith("Kính gửi: Quý đơn vị")
+    assert f"\n{SYSTEM_BODY}\nĐầu mối liên hệ: {SYSTEM_BODY}, thư điện tử {mailbox.cfg.settings.reply_to}." in reply.body_text
+    assert SYSTEM_BODY in (reply.body_html or "")
     assert all(r.last_error == f"merged into {reply.key}" for r in out if r.status == "merged")
     # Collecting again writes nothing new (the mail is processed; the merged key is stable).
     collect_mailbox(mailbox.db, mailbox.cfg)
@@ -141,11 +147,11 @@ def test_replies_to_one_address_beyond_the_hourly_limit_are_kept_not_sent(mailbo
 def test_the_limit_decision_and_the_merge_are_plain_functions() -> None:
     assert over_limit(["A@x.example"], Counter({"a@x.example": 20}), 20) == "A@x.example"
     assert over_limit(["a@x.example"], Counter({"a@x.example": 19}), 20) is None
-    parts = [Part("Tệp «1.csv» không đọc được", "lỗi 1", "problems", ("a@x.example",), stage="s1"),
+    parts = [Part("Tệp “1.csv” không đọc được", "lỗi 1", "problems", ("a@x.example",), stage="s1"),
              Part("[2026-H1] Đã tiếp nhận báo cáo", "số liệu", "receipt", ("a@x.example",), stage="s3")]
     subject, text, html = merge([("1.csv", "s1"), ("2.csv", "s2"), ("3.xlsx", "s3")], parts)
     assert "3 tệp" in subject
-    assert "2. Tệp «2.csv»: trùng với tệp đã nhận trước đây" in text  # no reply of its own: a duplicate
+    assert "2. Tệp “2.csv”: trùng với tệp đã nhận trước đây" in text  # no reply of its own: a duplicate
     assert "lỗi 1" in text and "số liệu" in text and "3.xlsx" in html
 
 
@@ -180,3 +186,27 @@ def test_a_unit_mailing_an_older_version_again_is_told_which_version_is_current(
         stages = set(s.scalars(select(OutboxMessage.stage).where(OutboxMessage.key.contains("/older/"))))
     assert stages == {hashlib.sha256(v1).hexdigest()[:16]}
     assert (old.version, new.version) == (1, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_the_merged_reply_to_a_units_mail_is_addressed_and_signed_as_its_single_replies(tu_ky: TuKy) -> None:
+    """Issue 21 §1 for the answer to a mail of several files: the unit's body by name, the collecting
+    office's signature and contact, the operator's line last; each file's result without its own greeting."""
+    unit = "X11074-KT"
+    good, _ = tu_ky.fill(unit, seed=1)
+    bad, _ = tu_ky.fill(unit, seed=2, mistake="decimal")
+    tu_ky.mail(unit, ("a.xlsx", good), ("b.xlsx", bad))
+
+    tu_ky.collect(ON_TIME)
+
+    (merged,) = tu_ky.replies_to(tu_ky.coordinator(unit))
+    text = text_of(merged).replace("\r\n", "\n")
+    cfg = tu_ky.cfg
+    sender = cfg.plan("tu-ky").collector(cfg.hierarchy, unit, fallback_email=cfg.settings.reply_to)
+    assert "2 tệp" in str(merged.message["Subject"])
+    assert text.startswith(f"Kính gửi: {body_name(cfg.hierarchy[unit])}\n") and text.count("Kính gửi:") == 1
+    assert "Quý đơn vị" not in text and "«" not in text
+    assert f"\n{sender.body}\n{sender.contact_line}.\n" in text  # the old code: no signature at all
+    assert text.rstrip().splitlines()[-1].startswith("Mã kỹ thuật: đơn vị X11074-KT; kỳ 2026-H1")
+    assert text.count("Mã kỹ thuật:") == 1

@@ -52,7 +52,14 @@ from baocao.mail import outbox
 from baocao.mail.mime import Attachment, Mail, build_message
 from baocao.mail.templating import render_mail
 from baocao.opening import tokens
-from baocao.opening.forms import INFO_LABELS, SHEET_COUNTS, SHEET_TEXTS, FormSpec
+from baocao.opening.forms import (
+    COUNT_COLUMNS,
+    INFO_LABELS,
+    SHEET_COUNTS,
+    SHEET_TEXTS,
+    TEXT_HEADER_ROW,
+    FormSpec,
+)
 from baocao.opening.tokens import make_token, verify_token
 from baocao.rules.periods import Period
 from baocao.store.db import AuditEvent, ReceivedFile, Value
@@ -153,12 +160,12 @@ def test_forged_borrowed_old_and_missing_tokens_are_refused_recorded_and_explain
     last_h1 = _form_for(tu_ky, UNIT, "2025-H1", make_token(secret, UNIT, "2025-H1", cfg.settings.form_version))
     cases = {  # file name -> (bytes, the rule that refuses it, what the reply must say)
         "doan_ma.xlsx": (set_info(good, label, make_token("đoán-mò", UNIT, "2026-H1", 1)), "token_invalid",
-                         "trang «Thông tin»: mã xác thực không đúng"),
+                         "trang “Thông tin”: mã xác thực không đúng"),
         "ma_don_vi_khac.xlsx": (set_info(good, label, info_value(kt_form, label)), "token_invalid",
                                 "biểu mẫu của đơn vị khác, của kỳ khác hoặc đã bị sửa"),
         "ky_cu_doi_nhan.xlsx": (set_info(last_h1, INFO_LABELS["period_code"], "2026-H1"), "token_invalid",
-                                "trang «Thông tin»: mã xác thực không đúng"),
-        "ky_cu.xlsx": (last_h1, "request", "không có yêu cầu báo cáo kỳ 2025-H1"),
+                                "trang “Thông tin”: mã xác thực không đúng"),
+        "ky_cu.xlsx": (last_h1, "request", "không có yêu cầu báo cáo kỳ 6 tháng đầu năm 2025"),
         "phien_ban_khac.xlsx": (set_info(good, label, make_token(secret, UNIT, "2026-H1", 2)), "form_version",
                                 "phiên bản 2, đã cũ"),
         "khong_ma.xlsx": (set_info(good, label, ""), "token_missing", "không có mã xác thực"),
@@ -314,7 +321,7 @@ def _set_cells(data: bytes, sheet: str, cells: dict[tuple[int, int], str]) -> by
 
 def _text_rows(data: bytes) -> list[int]:
     ws = load_workbook(io.BytesIO(data))[SHEET_TEXTS]
-    return [r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value]
+    return [r for r in range(TEXT_HEADER_ROW + 1, ws.max_row + 1) if ws.cell(r, 1).value]
 
 
 @pytest.mark.slow
@@ -326,7 +333,8 @@ def test_replies_show_units_markup_as_text(tu_ky: TuKy) -> None:
     good, _ = tu_ky.fill(UNIT)
     ws = load_workbook(io.BytesIO(good))[SHEET_COUNTS]
     unknown_row = ws.max_row + 1
-    warned = _set_cells(good, SHEET_COUNTS, {(unknown_row, 1): HTML_EVIL[0], (unknown_row, 4): "5"})
+    code_col = COUNT_COLUMNS.index("Mã") + 1
+    warned = _set_cells(good, SHEET_COUNTS, {(unknown_row, code_col): HTML_EVIL[0], (unknown_row, 4): "5"})
     bad, _ = tu_ky.fill(OTHER, set_values={"KIEM_TRA": HTML_EVIL[1]})
     assert take_in(tu_ky.app.db, cfg, Incoming(warned, name, "email", tu_ky.coordinator(UNIT), ON_TIME)) \
         .units[0].status == "accepted"
@@ -354,11 +362,15 @@ def _hostile_form(tu_ky: TuKy, unit: str, shift: int) -> tuple[bytes, list[str]]
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-def test_report_email_and_appendix_keep_units_text_inert(tu_ky: TuKy) -> None:
+def test_report_email_and_appendix_keep_units_text_inert(tu_ky: TuKy, monkeypatch: pytest.MonkeyPatch) -> None:
     """The units' narrative goes through the intake, the database, the consolidate flow and the SMTP
     server: the report's HTML shows it escaped, the XLSX appendix holds it as text (no <f> anywhere),
-    the Word report keeps it as text."""
+    the Word report keeps it as text. (A direct plan: its report mail carries the HTML summary; a
+    reviewed one sends the same files as a draft first.)"""
     from flows.consolidate import consolidate
+    from tests.support.issuing import direct_config
+
+    direct_config(tu_ky.app, monkeypatch, "tu-ky")
 
     typed: set[str] = set()
     for i, unit in enumerate(("X11074-VHXH", "X11074-VP", "X11074-KT", "X11074-TTHCC")):
@@ -444,10 +456,14 @@ def test_no_text_in_a_subject_file_name_or_unit_name_adds_a_header(subject: str,
     assert parts[0].get_content() == b"PK"
     assert not re.search(rb"^(bcc|reply-to|x-evil):", raw, re.I | re.M)
     # A unit's name through a real template: one line, no header of its own.
+    from baocao.rules.bodies import Collector
+
     cfg_unit = replace(_any_unit(), name=unit)
     subj, _, html = render_mail("problems", unit=cfg_unit, period=Period.parse("2026-H1"), filename=filename,
                                 errors=[], warnings=[], reply_to="nopbaocao@bonoivu.example",
-                                deadline=date(2026, 6, 2), contact_name=unit, contact_email="a@b.example")
+                                deadline=date(2026, 6, 2), addressee=unit, requester=unit, technical=unit,
+                                sender=Collector(body=unit, person=unit, phone=unit, email="a@b.example"),
+                                contact_name=unit, contact_email="a@b.example")
     raw = build_message(replace(mail, subject=subj, html=html, attachments=())).as_bytes()
     assert set(_header_names(email.message_from_bytes(raw, policy=email.policy.default))) <= EXPECTED_TOP
     # Extra X- headers are refused when their value would break a line, never written.
@@ -567,28 +583,18 @@ class _Everything(logging.Handler):
 @pytest.fixture
 def guarded_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """The application with an SMTP relay that requires AUTH and distinctive secrets everywhere."""
-    from baocao.store.migrate import upgrade
-    from baocao.store.queries import sync_units
-    from tests.support.app import App, app_env
+    from tests.support.app import started_app
     from tests.support.servers import ImapServer, SmtpServer
 
     with SmtpServer(username=SMTP_USER, password=SECRETS["smtp"]) as smtp, \
             ImapServer(username="nopbaocao", password=SECRETS["imap"]) as imap:
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-        env = app_env(url, smtp.port, imap.port, tmp_path) | {
+        secrets = {
             "BAOCAO_TOKEN_SECRET": SECRETS["token"], "BAOCAO_IMAP__PASSWORD": SECRETS["imap"],
             "BAOCAO_SMTP__USERNAME": SMTP_USER, "BAOCAO_SMTP__PASSWORD": SECRETS["smtp"],
             "BAOCAO_SMTP__MAX_ATTEMPTS": "2",
         }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        runtime.reset()
-        cfg = runtime.config()
-        upgrade(url)
-        db = runtime.database(cfg)
-        sync_units(db, cfg.hierarchy)
-        yield App(cfg, db, smtp, imap, tmp_path)
-        runtime.reset()
+        with started_app(f"sqlite:///{tmp_path / 'app.db'}", smtp, imap, tmp_path, monkeypatch, secrets) as app:
+            yield app
 
 
 def _api_texts(run_ids: list[Any]) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from baocao.opening.forms import SHEET_TASKS, FormBuilder
+from baocao.opening.forms import COUNT_HEADER_ROW, SHEET_TASKS, TASK_HEADER_ROW, FormBuilder
 from baocao.rules.periods import Period
 from baocao.store.db import Blob, OutboxMessage
 from baocao.tasks.appendix import read_appendix, resolve_tasks
@@ -85,9 +85,10 @@ def test_form_command_writes_the_form_the_flow_mails_with_tasks_and_last_year(ap
     assert run.exit_code == 0, run.output
     written, sent = _cells(out.read_bytes()), _cells(mailed)
     assert written == sent
-    assert len([r for r in written[SHEET_TASKS][1:] if r[0] not in (None, "")]) == 19
-    counts = {r[0]: r for r in written["Chỉ tiêu"][1:] if r[0]}
-    header = written["Chỉ tiêu"][0]
+    assert len([r for r in written[SHEET_TASKS][TASK_HEADER_ROW:] if r[0] not in (None, "")]) == 19
+    header = written["Chỉ tiêu"][COUNT_HEADER_ROW - 1]
+    code = header.index("Mã")
+    counts = {r[code]: r for r in written["Chỉ tiêu"][COUNT_HEADER_ROW:] if r[code]}
     last_year = header.index("Cùng kỳ năm trước")
     assert {code: counts[code][last_year] for code in typed.values} == typed.values
 
@@ -122,7 +123,7 @@ def test_the_mailed_form_and_the_report_show_the_date_that_counts(app):
     import_appendix(app.db, app.cfg, app.cfg.directory / "appendices" / "nhi-chieu.txt", "nhi-chieu", 2026)
     cycle = open_cycle(app.db, app.cfg, Period(2026, "H1"), "nhi-chieu")
     shown = "Trước 10/5/2026 (ngày 10/5/2026 là Chủ nhật; hạn tính đến ngày 08/5/2026)"
-    rows = {r[0]: r for r in _cells(_mailed_form(app, cycle, VHXH))[SHEET_TASKS][1:] if r[0]}
+    rows = {r[0]: r for r in _cells(_mailed_form(app, cycle, VHXH))[SHEET_TASKS][TASK_HEADER_ROW:] if r[0]}
     assert rows[1][3] == shown
     table = {r["number"]: r for r in task_table(app.db, app.cfg, cycle, "X10714", date(2026, 5, 9))}
     assert table[1]["deadline"] == shown and table[1]["overdue"] == table[1]["assigned"]

@@ -15,9 +15,10 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from baocao.opening.forms import ROLE_LABELS, SHEET_TASKS, STATUS_LABELS
+from baocao.opening.forms import ROLE_LABELS, SHEET_TASKS, STATUS_LABELS, TASK_HEADER_ROW
 from baocao.store.db import Task, TaskAssignment
 from baocao.tasks.appendix import read_appendix
+from tests.support.issuing import draft_mails, issue
 from tests.support.wards import (
     DEPTS,
     PERIOD,
@@ -53,8 +54,9 @@ def import_tasks(app):  # noqa: ANN001, ANN201
 def task_sheet(form: bytes) -> dict[int, dict[str, object]]:
     """The `Nhiệm vụ` sheet of a form: STT -> {header: value}."""
     ws = load_workbook(io.BytesIO(form))[SHEET_TASKS]
-    headers = [c.value for c in ws[1]]
-    return {int(r[0]): dict(zip(headers, r, strict=False)) for r in ws.iter_rows(min_row=2, values_only=True)
+    headers = [c.value for c in ws[TASK_HEADER_ROW]]
+    return {int(r[0]): dict(zip(headers, r, strict=False))
+            for r in ws.iter_rows(min_row=TASK_HEADER_ROW + 1, values_only=True)
             if r[0] not in (None, "")}
 
 
@@ -179,8 +181,10 @@ def test_ward_report_has_the_task_table_and_lists_overdue_units(app):
         submit(app, forms[unit], typed[unit], at(app.cfg, date(2026, 5, 29)),
                task_status={n: status(unit, n) for n in range(1, 20)})
     consolidate(period=PERIOD, plan="nhi-chieu", as_of=at(app.cfg, WARD_DUE, 17))
-    (mail,) = report_mails(app)
-    files = attachments(mail)
+    (draft,) = draft_mails(app, WARD)  # the report as the ward reviews it, before it signs and sends it up
+    files = attachments(draft)
+    stem = f"6 tháng đầu năm 2026 - {h[WARD].name}"
+    docx_name, xlsx_name = f"Dự thảo Báo cáo {stem}.docx", f"Phụ lục số liệu {stem}.xlsx"
 
     today = WARD_DUE
     expected = {}
@@ -194,7 +198,7 @@ def test_ward_report_has_the_task_table_and_lists_overdue_units(app):
                         sum(1 for st in got.values() if st in ("not_started", None)), len(overdue)], overdue)
     assert expected[1][0][3] > 0 and all(expected[n][0][3] == 0 for n in (2, 4, 8))  # task 1 was due 10/5/2026
 
-    _, sheets = xlsx_totals(files[f"BaoCao_{PERIOD}_{WARD}_v1_PhuLuc.xlsx"][1])
+    _, sheets = xlsx_totals(files[xlsx_name][1])
     rows = {r[0]: r for r in sheets["Nhiệm vụ"]}
     assert set(rows) == set(range(1, 20))
     for n, (counts, overdue) in expected.items():
@@ -202,15 +206,20 @@ def test_ward_report_has_the_task_table_and_lists_overdue_units(app):
         assert rows[n][2:6] == counts, n
         assert sorted((rows[n][6] or "").split("; ")) == (overdue or [""]), n
 
-    text = docx_text(files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])
+    text = docx_text(files[docx_name][1])
     assert "TÌNH HÌNH THỰC HIỆN CÁC NHIỆM VỤ ĐƯỢC GIAO" in text
     assert "Tình hình thực hiện 19 nhiệm vụ được giao" in text
     for name in expected[1][1]:
         assert name in text
     import docx
 
-    table = next(t for t in docx.Document(io.BytesIO(files[f"BaoCao_{PERIOD}_{WARD}_v1.docx"][1])).tables
+    table = next(t for t in docx.Document(io.BytesIO(files[docx_name][1])).tables
                  if t.rows[0].cells[0].text == "STT" and "nhiệm vụ" in t.rows[0].cells[1].text.lower())
     body = {int(r.cells[0].text): [c.text for c in r.cells] for r in table.rows[1:]}
     for n, (counts, _) in expected.items():
         assert [int(x) for x in body[n][2:6]] == counts, n
+
+    # Issued, the same task table reaches the city in the appendix sent with the signed report.
+    issue(app, WARD, PERIOD, "nhi-chieu", number="15/BC-UBND", issued_on=WARD_DUE, at=at(app.cfg, WARD_DUE, 18))
+    (mail,) = report_mails(app)
+    assert xlsx_totals(attachments(mail)[xlsx_name][1])[1]["Nhiệm vụ"] == sheets["Nhiệm vụ"]

@@ -36,7 +36,8 @@ def test_required_value_missing_is_an_error(cfg: Config) -> None:
     problems = validate(sub, cfg.catalog, filename=FILE)
     assert rules(problems) == [("error", "required")]
     assert problems[0].code == code and problems[0].cell == sub.cells[code]
-    assert problems[0].message_vi.startswith(f"Tệp «{FILE}», trang «Chỉ tiêu», ô {sub.cells[code]}, mã «{code}»")
+    assert problems[0].message_vi.startswith(f"Tệp “{FILE}”, trang “Chỉ tiêu”, ô {sub.cells[code]}: ")
+    assert code not in problems[0].message_vi  # named by its words and cell (issue 21 §2)
     del sub.values[code]
     assert rules(validate(sub, cfg.catalog, filename=FILE)) == [("error", "required")]
 
@@ -57,16 +58,30 @@ def relation(request: pytest.FixtureRequest) -> Relation:
     return request.param
 
 
-def test_every_catalogue_relation_fails_when_broken(cfg: Config, relation: Relation) -> None:
+def test_every_catalogue_relation_fails_at_one_more(cfg: Config, relation: Relation) -> None:
     sub = good(cfg.catalog)
-    sub.values[relation.left], sub.values[relation.right] = 1234, 999
+    sub.values[relation.part], sub.values[relation.whole] = 1000, 999
     problems = validate(sub, cfg.catalog, filename=FILE)
     assert rules(problems) == [("error", "relation")]
     message = problems[0].message_vi
-    assert relation.message in message
-    assert "1.234" in message and "999" in message
-    assert sub.cells[relation.left] in message and sub.cells[relation.right] in message
-    assert FILE in message
+    part_cell, whole_cell = sub.cells[relation.part], sub.cells[relation.whole]
+    assert message.endswith(f"{relation.part_name} (ô {part_cell}: 1.000) lớn hơn {relation.whole_name} "
+                            f"(ô {whole_cell}: 999). Đề nghị đơn vị kiểm tra lại.")
+    assert FILE in message and problems[0].cell == part_cell
+
+
+def test_a_dissemination_conference_is_a_conference(cfg: Config) -> None:
+    """Issue 21: a commune's receipt accepted 73 dissemination conferences against 47 in all."""
+    cells = {code: c for code, c in (("HN_QUAN_TRIET", "D7"), ("HN_TONG", "D5"))}
+    sub = good(cfg.catalog)
+    sub.cells.update(cells)
+    sub.values.update(HN_QUAN_TRIET=73, HN_TONG=47, HN_TRUC_TUYEN=20, HN_VUOT_THOI_GIAN=0)
+    (problem,) = validate(sub, cfg.catalog, filename=FILE)
+    assert problem.severity == "error"
+    assert problem.message_vi.endswith("Số hội nghị quán triệt (ô D7: 73) lớn hơn tổng số hội nghị (ô D5: 47). "
+                                       "Đề nghị đơn vị kiểm tra lại.")
+    sub.values["HN_QUAN_TRIET"] = 47
+    assert validate(sub, cfg.catalog, filename=FILE) == []
 
 
 def test_every_catalogue_relation_passes_at_equality(cfg: Config, relation: Relation) -> None:
@@ -131,7 +146,7 @@ def test_csv_cells_are_named_as_lines(cfg: Config) -> None:
     sub.cells = {rel.left: "dòng 5", rel.right: "dòng 4"}
     sub.values[rel.left] = sub.values[rel.right] + 1
     message = validate(sub, cfg.catalog, filename="a.csv")[0].message_vi
-    assert message.startswith("Tệp «a.csv», dòng 5") and "(dòng 4)" in message
+    assert message.startswith("Tệp “a.csv”, dòng 5") and f"(dòng 4: {sub.values[rel.right]})" in message
 
 
 def test_has_errors_and_summary(cfg: Config) -> None:

@@ -75,6 +75,11 @@ class Figures:
     change: dict[str, float | None] = field(default_factory=dict)
     """Per count: per cent change against the same period of last year, over the units that gave both
     numbers (so a cut of the same count is exactly ``-change``); None when last year's total is 0."""
+    own: dict[str, Any] | None = None
+    """A consolidator's own request as the aggregation counts it, ``{"state", "on_time"}`` (None for a
+    leaf or when the cycle has no request of it): its parent counts it as reported only when its own
+    report is issued or sent (state ``accepted``), late when ``on_time`` is False. Its figures still
+    add every leaf below it, whatever its own state."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (no NaN, no numpy types): the documented `baocao figures` format.
@@ -336,6 +341,9 @@ def consolidate_tree(
     _accumulate(matrix, tree)
     rows = matrix.tolist()
     gathered = _gather_texts(texts, tree, hierarchy, [i.code for i in catalog.texts])
+    own = {code: {"state": str(st), "on_time": _tristate(ot) if st == Standing.ACCEPTED else None}
+           for code, st, ot in zip(requests["unit_code"], requests["state"], requests["on_time"], strict=True)
+           if code in tree.index and not tree.is_leaf[tree.index[code]]}
 
     missing: dict[str, list[str]] = {}
     late: dict[str, list[str]] = {}
@@ -409,6 +417,7 @@ def consolidate_tree(
             children=list(tree.children[code]),
             texts=gathered[code],
             change=change,
+            own=own.get(code),
         )
 
     for code in tree.codes:

@@ -5,8 +5,12 @@ ngành"), not the departments of a ward: those belong in the ward's report, and 
 is one unit. A bare "113/123 đơn vị" leaves the reader guessing what was counted. The figures
 themselves (totals, ratios) still add up every leaf once (:mod:`baocao.consolidation.aggregate`).
 
-A child that consolidates (a ward with departments) has reported when every form below it is in,
-partly when some are, not at all when none is; it was late when any form below it was.
+A child that consolidates (a ward with departments) has reported when its own report is issued or
+sent (its request accepted, :attr:`Figures.own`), and was late when that came after its deadline: a
+ward whose departments were all on time but which issued its report a week late is late, and one
+whose report is not in has not reported, however many of its forms are. Without a request of its own
+(figures computed from forms alone) it has reported when every form below it is in, partly when some
+are; it was late when any form below it was.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 from baocao.consolidation.aggregate import Figures
 from baocao.rules.hierarchy import Hierarchy, Unit
+from baocao.store.states import Standing
 
 __all__ = ["ChildStatus", "categories", "category_of", "child_statuses", "direct_child", "tally"]
 
@@ -103,6 +108,9 @@ def child_statuses(figures: Figures, child_figures: Mapping[str, Figures], hiera
         elif f is None or not f.children:
             state = "missing" if code in missing else "sent"
             on_time = state == "sent" and code not in late
+        elif f.own is not None:
+            state = "sent" if f.own["state"] == Standing.ACCEPTED else "missing"
+            on_time = state == "sent" and f.own["on_time"] is not False
         else:
             state = "sent" if c["accepted"] == c["expected"] else ("partial" if c["accepted"] else "missing")
             on_time = c["on_time"] == c["accepted"]  # what it sent came in time (the missing ones are said apart)

@@ -33,8 +33,10 @@ from baocao.consolidation.aggregate import Figures
 from baocao.consolidation.children import categories, child_statuses, direct_child, tally
 from baocao.consolidation.docx_appendix import figures_appendix_xml
 from baocao.consolidation.narrative import TextGroup, group_texts
+from baocao.consolidation.peers import FLAG_WORD, PeerFlag, peer_flags
 from baocao.paths import TEMPLATES_DIR
 from baocao.rules.catalog import Catalog, Indicator
+from baocao.rules.dataperiod import data_period_vi
 from baocao.rules.formatting import date_vi, number_vi, place_date_vi, verdict_percent_vi
 from baocao.rules.hierarchy import Hierarchy, Unit
 from baocao.rules.periods import Period
@@ -99,6 +101,12 @@ class ReportContext:
     """The documents the report carries out ("Thực hiện ..."): Plan.basis_for; empty: the plan's name."""
     cutoff: tuple[date, date] | None = None
     """The data window of the period (ND 09/2019: WorkCalendar.cutoff_window); None: not stated."""
+    draft: bool = False
+    """A draft (Dự thảo) for the unit to check, number and sign (plan `report.issue = "review"`): marked so."""
+    addressee: str = "Quý cơ quan, đơn vị"
+    """Who the report's email is to, by name ("Ủy ban nhân dân thành phố Hải Phòng", "Bộ Nội vụ")."""
+    issued: tuple[str, date] | None = None
+    """(number, date) once the unit issued it: the appendix's "(Kèm theo Báo cáo số ...)" is filled."""
 
     @property
     def unit(self) -> Unit:
@@ -226,6 +234,11 @@ def _body_name(unit: Unit) -> str:
     if unit.level in ("province", "commune"):
         return "Ủy ban nhân dân " + _lower_first(_full_name(unit))
     return _nfc(unit.name)
+
+
+def body_name(unit: Unit) -> str:
+    """The body a unit is as a letter addresses it: "Ủy ban nhân dân phường Nhị Chiểu", "Bộ Nội vụ"."""
+    return _body_name(unit)
 
 
 def _short_name(unit: Unit) -> str:
@@ -613,8 +626,7 @@ def _data_period(ctx: ReportContext) -> str:
     """ND 09/2019's data window, and that what lies after the units' submission is an estimate (số ước)."""
     if ctx.cutoff is None:
         return ""
-    start, end = ctx.cutoff
-    return _say("data_period", start, end, ctx.report_date <= end)
+    return data_period_vi(ctx.cutoff, ctx.report_date)  # the request's and the form's words
 
 
 def _tasks(ctx: ReportContext) -> tuple[list[dict[str, Any]], str | None]:
@@ -689,6 +701,14 @@ def report_text(ctx: ReportContext) -> ReportText:
     )
 
 
+def attached_line(symbol: str, unit_name: str, issued: tuple[str, date] | None) -> str:
+    """The appendix's link to its report: "(Kèm theo Báo cáo số 123/BC-UBND ngày 10/6/2026 của ...)" once
+    issued; with dots for the number and date before (the records office writes them in)."""
+    if issued is None:
+        return f"(Kèm theo Báo cáo số …/{_clean(symbol)} ngày … của {unit_name})"
+    return f"(Kèm theo Báo cáo số {_clean(issued[0])} ngày {date_vi(issued[1])} của {unit_name})"
+
+
 def email_subject(ctx: ReportContext) -> str:
     return report_text(ctx).subject
 
@@ -713,6 +733,8 @@ def docx_context(ctx: ReportContext, text: ReportText | None = None) -> dict[str
         "place_date": text.place_date,
         "correction_of": ctx.correction_of,
         "correction_note": text.correction_note,
+        "draft": ctx.draft,
+        "attached": attached_line(ctx.symbol, text.unit_name, ctx.issued),
         "summary": text.summary,
         "intro": text.intro,
         "data_period": text.data_period,
@@ -786,6 +808,7 @@ def render_email(ctx: ReportContext) -> tuple[str, str, bytes]:
         "t": text,
         "proposals": text.proposals,
         "correction_of": ctx.correction_of,
+        "addressee": _clean(ctx.addressee),
     }
     plain = _template("report_email.txt.j2").render(**variables)
     html = _template("report_email.html.j2", autoescape=True).render(**variables)
@@ -866,6 +889,7 @@ def render_xlsx(ctx: ReportContext) -> bytes:
     ws.title = "Số liệu theo đơn vị"
     _put(ws, 1, 1, f"PHỤ LỤC: SỐ LIỆU THEO ĐƠN VỊ - {text.period_label.upper()}")
     _put(ws, 2, 1, text.unit_name)
+    _put(ws, 3, 1, attached_line(ctx.symbol, text.unit_name, ctx.issued)).font = Font(italic=True)
     header_row, target_row, first_row = 4, 5, 6
     headers: list[str] = ["STT", "Mã đơn vị", "Đơn vị", "Tình hình báo cáo"]
     counts = catalog.counts
@@ -887,6 +911,8 @@ def render_xlsx(ctx: ReportContext) -> bytes:
     rows: list[tuple[int | None, str, Figures]] = [
         (n, code, ctx.child_figures[code]) for n, code in enumerate(f.children, start=1) if code in ctx.child_figures
     ]
+    flags = peer_flags({code: fig.totals for _, code, fig in rows}, [code for _, code, _ in rows], ctx.hierarchy,
+                       catalog)
     rows.append((None, f.unit, f))
     for r, (number, code, figures) in enumerate(rows, start=first_row):
         is_total = figures is f
@@ -895,7 +921,9 @@ def render_xlsx(ctx: ReportContext) -> bytes:
         _put(ws, r, 3, "Tổng cộng: " + _clean(figures.name) if is_total else _clean(figures.name))
         _put(ws, r, 4, _report_status(code, figures)).alignment = wrap
         for j, ind in enumerate(counts, start=5):
-            _put(ws, r, j, _number(figures.totals.get(ind.code)), number_format="#,##0")
+            cell = _put(ws, r, j, _number(figures.totals.get(ind.code)), number_format="#,##0")
+            if (flag := flags.get((code, ind.code))) is not None and not is_total:
+                _flag_cell(cell, flag)
         for k, dcode in enumerate(derived_codes):
             e = figures.derived[dcode]
             col = first_derived_col + 2 * k
@@ -918,6 +946,9 @@ def render_xlsx(ctx: ReportContext) -> bytes:
         ws.conditional_formatting.add(area, FormulaRule(formula=[f"AND(ISNUMBER({ref}),{ref}{bad}{target})"], fill=red))
         ws.conditional_formatting.add(area, FormulaRule(formula=[f"AND(ISNUMBER({ref}),{ref}{good}{target})"],
                                                         fill=green))
+    if flags:  # in the footer: printed on every page, and the table keeps its last row
+        ws.oddFooter.left.text = _peer_legend(catalog)
+        ws.oddFooter.left.size = 8
     ws.freeze_panes = ws.cell(row=first_row, column=5)
     widths = [5, 11, 30, 16] + [11] * len(counts) + [10, 11] * len(derived_codes)
     for j, w in enumerate(widths, start=1):
@@ -939,6 +970,24 @@ def render_xlsx(ctx: ReportContext) -> bytes:
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+PEER_FILL = "FFEB9C"  # amber: a look, not a verdict (red and green are the targets')
+
+
+def _flag_cell(cell: Any, flag: PeerFlag) -> None:
+    """Mark a count far above its peers: amber fill (prints) and a comment saying by how much."""
+    from openpyxl.comments import Comment
+    from openpyxl.styles import PatternFill
+
+    cell.fill = PatternFill(start_color=PEER_FILL, end_color=PEER_FILL, fill_type="solid")
+    cell.comment = Comment(f"{FLAG_WORD}: {_num(flag.value)}, gấp {number_vi(flag.times, 1)} lần trung vị "
+                           f"({_num(flag.median)}) của {_num(flag.peers)} đơn vị cùng cấp.", "baocao")
+
+
+def _peer_legend(catalog: Catalog) -> str:
+    return (f"Ô nền vàng: {FLAG_WORD} - số liệu lớn hơn {number_vi(catalog.peer_factor, 1 if catalog.peer_factor % 1 else 0)}"
+            " lần trung vị của các đơn vị cùng cấp; đề nghị đối chiếu với đơn vị trước khi sử dụng.")
 
 
 def _table(ws, headers: list[str], widths: list[int], bold, wrap) -> None:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from baocao.consolidation.aggregate import Figures, consolidate_tree
 from baocao.consolidation.report import (
     ReportContext,
+    body_name,
     issuer_lines_for,
     place_for,
     recipients_for,
@@ -32,7 +34,9 @@ from baocao.consolidation.report import (
 )
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
+from baocao.mail.templating import render_mail
 from baocao.rules.config import Config
+from baocao.rules.formatting import date_vi
 from baocao.rules.periods import Period
 from baocao.store.db import (
     Blob,
@@ -46,8 +50,8 @@ from baocao.store.db import (
     Value,
     utcnow,
 )
-from baocao.store.queries import CycleInfo, tasks_done_elsewhere
-from baocao.store.states import ANSWERED, DONE, standing
+from baocao.store.queries import CycleInfo, set_state, tasks_done_elsewhere
+from baocao.store.states import ANSWERED, DONE, RequestState, standing
 from baocao.tasks.deadlines import deadline_label_vi, is_chased, task_deadline
 
 if TYPE_CHECKING:
@@ -176,7 +180,9 @@ def due_units(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, r
     today = cfg.calendar.local_date(as_of)
     with db.reading() as s:
         reqs = {r.unit_code: r for r in s.scalars(select(Request).where(Request.cycle_id == cycle.id))}
-        reported = set(s.scalars(select(Report.unit_code).where(Report.cycle_id == cycle.id)))
+        made = dict(s.execute(select(Report.unit_code, Report.status).where(Report.cycle_id == cycle.id)
+                              .order_by(Report.version)).all())
+    reported = set(made)
     out = []
     done_now: set[str] = set()
     for unit in cfg.hierarchy.walk_bottom_up(cycle.root):
@@ -190,7 +196,11 @@ def due_units(db: Database, cfg: Config, cycle: CycleInfo, as_of: datetime, *, r
         if unit.code in reported:
             continue
         children = [reqs[c.code] for c in cfg.hierarchy.children(unit.code) if c.code in reqs]
-        all_in = all((c.state in DONE) if c.role == "form" else (c.unit_code in reported or c.unit_code in done_now)
+        # A consolidating child is in when its report is: issued (its request answered), or made and sent
+        # as made ("direct"); a draft waiting for the unit's signature is not in yet.
+        all_in = all((c.state in DONE) if c.role == "form" else
+                     (c.state in DONE or made.get(c.unit_code) == "direct"
+                      or (c.unit_code in done_now and plan.issue_for(c.unit_code, cfg.hierarchy) == "direct"))
                      for c in children)
         latest = max(c.deadline for c in children) if children else req.deadline
         time_come = today >= cfg.calendar.add_working_days(latest, plan.consolidate_days_after)
@@ -256,6 +266,8 @@ def render(cfg: Config, cycle: CycleInfo, unit: str, figures: dict[str, Figures]
         signer_title=signer_title_for(h[unit], h), signer_name=h[unit].head_name, symbol=symbol_for(h[unit], h),
         basis=cfg.plan(cycle.plan).basis_for(unit, h),
         cutoff=cfg.calendar.cutoff_window(Period.parse(cycle.period)),
+        draft=cfg.plan(cycle.plan).issue_for(unit, h) == "review",
+        addressee=addressee(cfg, unit),
     )
     text, html, chart = render_email(ctx)
     return Rendered(render_docx(ctx), render_xlsx(ctx), text, html, chart, ctx)
@@ -281,29 +293,121 @@ def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures:
             log.warning("report of %s: render process failed (%s); rendering it here", unit, exc)
     if rendered is None:
         rendered = render(cfg, cycle, unit, figures, today, tasks=tasks, correction_of=correction_of)
-    to, cc = recipients(cfg, cycle.plan, unit)
-    name = cfg.hierarchy[unit].name
-    period = Period.parse(cycle.period)
-    subject = (f"[{cycle.period}] {'ĐÍNH CHÍNH — ' if correction and previous else ''}Báo cáo kết quả thực hiện "
-               f"Kết luận 226-KL/TW {period.label_vi} — {name}")
-    base = f"BaoCao_{cycle.period}_{unit}_v{version}"
+    mode = cfg.plan(cycle.plan).issue_for(unit, cfg.hierarchy)
+    correcting = bool(correction and previous)
     kept = figures[unit].to_dict()  # before the write lock: other reports' threads wait for it
     with db.session() as s:
         docx_id = outbox.store_blob(s, rendered.docx)
         xlsx_id = outbox.store_blob(s, rendered.xlsx)
-        report = Report(cycle_id=cycle.id, unit_code=unit, version=version, correction=bool(correction and previous),
-                        figures=kept, docx_blob_id=docx_id, xlsx_blob_id=xlsx_id, created_at=utcnow())
+        report = Report(cycle_id=cycle.id, unit_code=unit, version=version, correction=correcting,
+                        figures=kept, docx_blob_id=docx_id, xlsx_blob_id=xlsx_id, created_at=utcnow(),
+                        status="draft" if mode == "review" else "direct")
         s.add(report)
         s.flush()
+        if mode == "review":
+            _enqueue_draft(s, cfg, cycle, unit, report, rendered, correcting)
+            return report.id
+        to, cc = recipients(cfg, cycle.plan, unit)
+        names = attachment_names(cfg, cycle, unit)
         outbox.enqueue(
             s, key=outbox.message_key(cycle.period, cycle.plan, unit, Kind.REPORT, f"v{version}"), kind=Kind.REPORT,
-            stage=f"v{version}", unit=unit, period=cycle.period, cycle_id=cycle.id, to=to, cc=cc, subject=subject,
+            stage=f"v{version}", unit=unit, period=cycle.period, cycle_id=cycle.id, to=to, cc=cc,
+            subject=_report_subject(cfg, cycle, unit, correcting),
             text=rendered.text, html=rendered.html,
-            attachments=[outbox.FileAttachment(f"{base}.docx", rendered.docx, DOCX_MIME),
-                         outbox.FileAttachment(f"{base}_PhuLuc.xlsx", rendered.xlsx, XLSX_MIME),
+            attachments=[outbox.FileAttachment(names["docx"], rendered.docx, DOCX_MIME),
+                         outbox.FileAttachment(names["xlsx"], rendered.xlsx, XLSX_MIME),
                          outbox.FileAttachment("bieu-do.png", rendered.chart, "image/png", cid="chart")],
+            headers=_unit_reply_to(cfg, unit),
         )
+        # Answered when made, at the run's instant (not the wall clock: a run `--as-of` a day is judged on it).
+        mark_request_done(s, cycle, unit, as_of, cfg)
         return report.id
+
+
+def addressee(cfg: Config, unit: str) -> str:
+    """The body a unit's report is addressed to: its parent's ("Ủy ban nhân dân thành phố Hải Phòng")."""
+    parent = cfg.hierarchy.parent(unit)
+    return body_name(parent) if parent is not None else "Quý cơ quan, đơn vị"
+
+
+def attachment_names(cfg: Config, cycle: CycleInfo, unit: str) -> dict[str, str]:
+    """File names a person recognises ("Báo cáo 6 tháng đầu năm 2026 - Phường Nhị Chiểu.pdf"), no codes."""
+    label = Period.parse(cycle.period).label_vi
+    name = cfg.hierarchy[unit].name
+    stem = f"{label[:1].upper()}{label[1:]} - {name}"
+    return {"docx": f"Báo cáo {stem}.docx", "pdf": f"Báo cáo {stem}.pdf", "xlsx": f"Phụ lục số liệu {stem}.xlsx",
+            "draft": f"Dự thảo Báo cáo {stem}.docx"}
+
+
+def _report_subject(cfg: Config, cycle: CycleInfo, unit: str, correcting: bool) -> str:
+    label = Period.parse(cycle.period).label_vi
+    return (f"{'ĐÍNH CHÍNH - ' if correcting else ''}Báo cáo kết quả thực hiện Kết luận số 226-KL/TW "
+            f"{label} - {body_name(cfg.hierarchy[unit])}")
+
+
+def _unit_reply_to(cfg: Config, unit: str) -> dict[str, str] | None:
+    """A reply to the report reaches the unit's coordinator, not the intake robot."""
+    emails = cfg.hierarchy[unit].coordinator_emails
+    return {"Reply-To": emails[0]} if emails else None
+
+
+def report_contact(cfg: Config, plan_code: str, unit: str) -> dict[str, str]:
+    """Whom the mail carrying `unit`'s report names to call there (issue 21.8): ``contact_name``,
+    ``contact_phone`` and ``contact_email`` (the unit's coordinator, where a reply goes).
+
+    The unit's own `person` / `phone` of `[unit_contacts.CODE]` when configured; else the office that
+    collects for the unit under the plan (its `[collector]` for the unit's level: "Phạm Thị Lan, Phòng Văn
+    hóa - Xã hội phường Nhị Chiểu"), who drafted the report and can answer for its figures."""
+    h = cfg.hierarchy
+    u = h[unit]
+    email = u.coordinator_emails[0] if u.coordinator_emails else ""
+    if u.contact_person or u.contact_phone:
+        return {"contact_name": u.contact_person, "contact_phone": u.contact_phone, "contact_email": email}
+    children = h.children(unit)
+    if not children:
+        return {"contact_name": "", "contact_phone": "", "contact_email": email}
+    office = cfg.plan(plan_code).collector(h, children[0].code)
+    name = ", ".join(p for p in (office.person, office.body if office.body != body_name(u) else "") if p)
+    return {"contact_name": name, "contact_phone": office.phone, "contact_email": email}
+
+
+def mark_request_done(s: Session, cycle: CycleInfo, unit: str, at: datetime, cfg: Config) -> None:
+    """The consolidator's own request is answered: its report was issued (review) or made (direct).
+
+    State accepted, accepted_at `at`, on time when `at`'s local date is not after the deadline. A request
+    answered already (a correction's second version) keeps its first answer."""
+    req = s.scalar(select(Request).where(Request.cycle_id == cycle.id, Request.unit_code == unit,
+                                         Request.role == "consolidate"))
+    if req is None or req.state in ANSWERED:
+        return
+    set_state(s, req, RequestState.ACCEPTED, at=at, accepted_at=at,
+              on_time=cfg.calendar.local_date(at) <= req.deadline)
+
+
+def _enqueue_draft(s: Session, cfg: Config, cycle: CycleInfo, unit: str, report: Report, rendered: Rendered,
+                   correcting: bool) -> None:
+    """The draft to the unit's own coordinator and head: what to check, where to write, how to send it back."""
+    from baocao.opening.tokens import make_report_token
+
+    h = cfg.hierarchy
+    u = h[unit]
+    parent = h.parent(unit)
+    with s.no_autoflush:
+        req = s.scalar(select(Request).where(Request.cycle_id == cycle.id, Request.unit_code == unit))
+    token = make_report_token(cfg.settings.token_secret, report.id, unit, cycle.period)
+    names = attachment_names(cfg, cycle, unit)
+    deadline = req.deadline if req is not None else cfg.calendar.local_date(utcnow())
+    subject, text, html = render_mail(
+        "report_draft", unit_body=body_name(u), parent_body=body_name(parent) if parent else "cấp trên",
+        period_label=Period.parse(cycle.period).label_vi, token=token, reply_to=cfg.settings.reply_to,
+        symbol=rendered.context.symbol if rendered.context is not None else "BC-UBND",
+        deadline=date_vi(deadline), example_date=date_vi(deadline), correction=correcting)
+    outbox.enqueue(
+        s, key=outbox.message_key(cycle.period, cycle.plan, unit, Kind.DRAFT, f"v{report.version}"), kind=Kind.DRAFT,
+        stage=f"v{report.version}", unit=unit, period=cycle.period, cycle_id=cycle.id,
+        to=list(dict.fromkeys([*u.coordinator_emails, *u.head_emails])), subject=subject, text=text, html=html,
+        attachments=[outbox.FileAttachment(names["draft"], rendered.docx, DOCX_MIME),
+                     outbox.FileAttachment(names["xlsx"], rendered.xlsx, XLSX_MIME)])
 
 
 def report_files(db: Database, report_id: int) -> tuple[bytes, bytes]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from baocao.consolidation.aggregate import Figures
 from baocao.consolidation.reporting import due_units, figures_for
 from baocao.mail import outbox
-from baocao.mail.kinds import STEP_KINDS, Kind
+from baocao.mail.kinds import STEP_KINDS
 from baocao.rules.config import Config
 from baocao.store.db import Database
 from baocao.store.queries import CycleInfo
@@ -34,8 +34,8 @@ def send_reports(db: Database, cfg: Config, cycle: CycleInfo,
     reading them in order expect (a province's report after its communes' ones).
     """
     wanted = set(units) if units is not None else None
-    waiting = {m.unit_code for status in ("pending", "failed")
-               for m in outbox.messages(db, cycle_id=cycle.id, kind=Kind.REPORT, status=status)
+    waiting = {m.unit_code for status in ("pending", "failed") for kind in STEP_KINDS["consolidate"]
+               for m in outbox.messages(db, cycle_id=cycle.id, kind=kind, status=status)
                if m.unit_code and (wanted is None or m.unit_code in wanted)}
     total = outbox.Delivery()
     for depth in sorted({cfg.hierarchy.depth(u) for u in waiting}, reverse=True):

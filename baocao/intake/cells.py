@@ -55,10 +55,10 @@ def _code(value: object) -> str:
 def _count(value: object) -> int:
     """A count from a cell, or ValueError with a Vietnamese reason."""
     if isinstance(value, bool):
-        raise ValueError(f"«{value}» là giá trị đúng/sai, không phải số nguyên.")
+        raise ValueError(f"“{value}” là giá trị đúng/sai, không phải số nguyên.")
     if isinstance(value, datetime | date | time | timedelta):
-        raise ValueError(f"«{value}» đang ở dạng ngày/giờ, không phải số nguyên: "
-                         "hãy định dạng ô là số và nhập lại.")
+        raise ValueError(f"“{value}” đang ở dạng ngày/giờ, không phải số nguyên: "
+                         "đề nghị định dạng ô là số và nhập lại.")
     if isinstance(value, str) and value.strip().startswith("#"):
-        raise ValueError(f"«{value.strip()}» là lỗi của công thức, không phải số nguyên.")
+        raise ValueError(f"“{value.strip()}” là lỗi của công thức, không phải số nguyên.")
     return parse_vi_int(value)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from baocao.consolidation import issuing
 from baocao.intake import replies
 from baocao.intake.dropfolder import (
     Changed,
@@ -42,8 +43,9 @@ from baocao.intake.pipeline import Incoming, Outcome, UnitOutcome, take_in, take
 from baocao.intake.readpool import Job, ReadPool
 from baocao.intake.results import make_problem
 from baocao.machine import cores
-from baocao.mail import outbox
+from baocao.mail import outbox, threads
 from baocao.mail.kinds import Kind
+from baocao.mail.letters import system_letter
 from baocao.mail.templating import render_mail
 from baocao.rules.config import Config
 from baocao.rules.formatting import number_vi
@@ -97,7 +99,8 @@ def _advance(db: Database, mailbox: str, uidvalidity: int, uid: int) -> None:
 def _claim(db: Database, mailbox: str, uidvalidity: int, uid: int, message_id: str | None, *,
            received_at: datetime | None = None, collected_at: datetime | None = None, sender: str | None = None,
            problem: str | None = None, raw: bytes | None = None, reply: dict[str, object] | None = None,
-           files: Sequence[tuple[str, str]] = (), limit: int, throttled: list[str] | None = None) -> bool:
+           files: Sequence[tuple[str, str]] = (), limit: int, throttled: list[str] | None = None,
+           cfg: Config | None = None) -> bool:
     """Record the message as ours to process; False if another collector (or an earlier run) has it.
 
     The replies to the message are released in the same transaction (:func:`baocao.intake.replies.release`):
@@ -114,7 +117,7 @@ def _claim(db: Database, mailbox: str, uidvalidity: int, uid: int, message_id: s
                                    processed_at=collected_at or utcnow(), received_at=received_at,
                                    sender=(sender or None) and sender[:300], problem=problem, raw=raw))
             released = replies.release(s, ref=_ref(mailbox, uidvalidity, uid), files=files, extra=reply,
-                                       limit=limit)
+                                       limit=limit, cfg=cfg)
             for key, address in released.throttled:
                 (throttled if throttled is not None else []).append(
                     f"imap uid {uid}: reply {key} to {address} not sent (over {limit} replies per address per hour)")
@@ -177,7 +180,7 @@ def _collect_messages(db: Database, cfg: Config, settings: ImapSettings, key: st
             _claim(db, key, msg.uidvalidity, msg.uid, head.message_id, received_at=received, collected_at=collected,
                    sender=head.sender, problem=problem,
                    reply=_message_reply(cfg, key, msg, head, [reason]) if head.sender else None,
-                   limit=cfg.settings.max_replies_per_address_per_hour, throttled=report.throttled)
+                   cfg=cfg, limit=cfg.settings.max_replies_per_address_per_hour, throttled=report.throttled)
             _advance(db, key, msg.uidvalidity, msg.uid)
             continue
         got = read_message(msg.raw, limit=cfg.settings.max_attachments_per_message)
@@ -192,13 +195,24 @@ def _collect_messages(db: Database, cfg: Config, settings: ImapSettings, key: st
             _claim(db, key, msg.uidvalidity, msg.uid, got.message_id, received_at=received, collected_at=collected,
                    sender=sender, problem=got.problem, raw=msg.raw,
                    reply=_message_reply(cfg, key, msg, got, [reason]) if sender else None,
-                   limit=cfg.settings.max_replies_per_address_per_hour, throttled=report.throttled)
+                   cfg=cfg, limit=cfg.settings.max_replies_per_address_per_hour, throttled=report.throttled)
+            _advance(db, key, msg.uidvalidity, msg.uid)
+            continue
+        if issuing.names_a_draft(msg.raw):  # the signed version of a draft report, not a form
+            subject, body = issuing.subject_and_body(msg.raw)
+            _, reply = issuing.issue_from_mail(
+                db, cfg, subject=subject, body=body, sender=sender, received_at=received, message_id=got.message_id,
+                files=[issuing.MailFile(p.filename, p.content) for p in got.parts])
+            _claim(db, key, msg.uidvalidity, msg.uid, got.message_id, received_at=received, collected_at=collected,
+                   sender=sender, reply=reply, cfg=cfg, limit=cfg.settings.max_replies_per_address_per_hour,
+                   throttled=report.throttled)
             _advance(db, key, msg.uidvalidity, msg.uid)
             continue
         for part in got.parts:
             report.files += 1
             outcome = take_in(db, cfg, Incoming(part.content, part.filename, "email", sender, received,
-                                                f"{key} uid {msg.uid}", collected_at=collected, hold_replies=True))
+                                                f"{key} uid {msg.uid}", collected_at=collected, hold_replies=True,
+                                                message_id=got.message_id, references=got.references))
             report.outcomes.append((f"{source} {part.filename} from {sender}", outcome))
         if not got.parts:
             log.info("%s from %s has no attachment; ignored", source, sender)
@@ -207,13 +221,13 @@ def _collect_messages(db: Database, cfg: Config, settings: ImapSettings, key: st
         if got.unread:
             problem = f"{len(got.unread)} file(s) beyond the first {len(got.parts)} not read"
             report.errors.append(f"{source} from {sender or '?'}: {problem}")
-            names = ", ".join(f"«{clean_text(n)[:80]}»" for n in got.unread[:20]) + ("…" if len(got.unread) > 20 else "")
+            names = ", ".join(f"“{clean_text(n)[:80]}”" for n in got.unread[:20]) + ("…" if len(got.unread) > 20 else "")
             reason = (f"Thư có {number_vi(len(got.parts) + len(got.unread))} tệp đính kèm; hệ thống chỉ đọc "
                       f"{number_vi(len(got.parts))} tệp đầu. {number_vi(len(got.unread))} tệp sau chưa được đọc: "
-                      f"{names}. Đề nghị gửi mỗi thư không quá {number_vi(len(got.parts))} tệp.")
+                      f"{names}. Đề nghị đơn vị gửi mỗi thư không quá {number_vi(len(got.parts))} tệp.")
             reply = _message_reply(cfg, key, msg, got, [reason]) if sender else None
         _claim(db, key, msg.uidvalidity, msg.uid, got.message_id, received_at=received, collected_at=collected,
-               sender=sender, problem=problem, reply=reply, limit=cfg.settings.max_replies_per_address_per_hour,
+               sender=sender, problem=problem, reply=reply, cfg=cfg, limit=cfg.settings.max_replies_per_address_per_hour,
                files=[(p.filename, hashlib.sha256(p.content).hexdigest()[:16]) for p in got.parts],
                throttled=report.throttled)
         _advance(db, key, msg.uidvalidity, msg.uid)
@@ -223,10 +237,11 @@ def _message_reply(cfg: Config, key: str, msg: FetchedMessage, got: ReadMessage,
                    reasons: list[str]) -> dict[str, object]:
     """The answer to a message taken in not (or not wholly) as files: one per message, keyed by it."""
     subject, text, html = render_mail("message_refused", reasons=reasons, reply_to=cfg.settings.reply_to,
-                                      contact_name="Bộ phận tổng hợp", contact_email=cfg.settings.reply_to)
+                                      **system_letter(cfg))
     ref = _ref(key, msg.uidvalidity, msg.uid)
     return {"key": outbox.message_key("unknown", "", ref, Kind.PROBLEMS, "message"), "kind": Kind.PROBLEMS,
-            "stage": ref, "to": [got.sender], "subject": subject, "text": text, "html": html}
+            "stage": ref, "to": [got.sender], "subject": subject, "text": text, "html": html,
+            "headers": threads.reply_headers(got.message_id, got.references)}
 
 
 def _ref(mailbox: str, uidvalidity: int, uid: int) -> str:

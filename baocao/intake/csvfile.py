@@ -32,14 +32,23 @@ _CSV_ALIASES = {
 }
 
 
+def _of_period(code: str | None) -> str:
+    """ " (kỳ báo cáo 6 tháng đầu năm 2026)": the period in words, for a CSV that may hold several;
+    the unit is not named, the reply goes to that unit (its rows' problems are its own)."""
+    try:
+        return f" (kỳ báo cáo {Period.parse(code or '').label_vi})"
+    except PeriodError:
+        return ""
+
+
 def _csv_column(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", _norm(name.lstrip("\ufeff")))
 
 
 def _read_csv(data: bytes, file: str, catalog: Catalog, limits: Limits, problems: _Problems) -> list[Submitted]:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise _Refused("csv_encoding", "tệp CSV được lưu ở mã UTF-16. Hãy lưu lại dạng «CSV UTF-8 (phân cách bằng "
-                       "dấu phẩy)» rồi gửi lại.")
+        raise _Refused("csv_encoding", "tệp CSV được lưu ở mã UTF-16. Đề nghị đơn vị lưu lại dạng “CSV UTF-8 (phân "
+                       "cách bằng dấu phẩy)” rồi gửi lại.")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -47,9 +56,10 @@ def _read_csv(data: bytes, file: str, catalog: Catalog, limits: Limits, problems
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise _Refused("csv_encoding", f"tệp CSV không ở mã UTF-8 (lỗi ở dòng {line}), chữ tiếng Việt sẽ bị sai. "
-                       "Hãy lưu lại dạng «CSV UTF-8» rồi gửi lại.") from None
+                       "Đề nghị đơn vị lưu lại dạng “CSV UTF-8” rồi gửi lại.") from None
     if "\x00" in text:
-        raise _Refused("csv_encoding", "tệp CSV có ký tự không hợp lệ (tệp nhị phân?). Hãy gửi tệp CSV UTF-8.")
+        raise _Refused("csv_encoding", "tệp CSV có ký tự không hợp lệ (tệp nhị phân?). Đề nghị đơn vị gửi tệp "
+                       "CSV UTF-8.")
     first = text.split("\n", 1)[0]
     delimiter = max((";", ",", "\t"), key=first.count)
     if first.count(delimiter) == 0:
@@ -117,17 +127,17 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
             if sub.token is None:
                 sub.token, sub.form_version = token, token_version(token)
             elif token != sub.token:
-                problems.error("csv_conflicting_token", f"mã xác thực khác với các dòng trước của đơn vị «{unit}», "
-                               f"kỳ {period}.", cell=where, value=token, **mine)
+                problems.error("csv_conflicting_token", "mã xác thực khác với các dòng trước của cùng đơn vị và kỳ "
+                               "báo cáo.", cell=where, value=token, **mine)
         key = (unit, period, code)
         if key in lines:
-            problems.error("duplicate_code", f"đơn vị «{unit}», kỳ {period} đã có dòng cho mã «{code}» "
-                           f"(dòng {lines[key]}).", cell=where, code=code, **mine)
+            problems.error("duplicate_code", f"mã “{code}” đã có ở dòng {lines[key]} cho cùng đơn vị và kỳ "
+                           "báo cáo.", cell=where, code=code, **mine)
             sub.reported.add(code)
             continue
         lines[key] = line
         if code not in catalog or catalog[code].kind not in ("count", "text"):
-            problems.warning("unknown_code", f"mã «{code}» không có trong danh mục chỉ tiêu; dòng bị bỏ qua.",
+            problems.warning("unknown_code", f"mã “{code}” không có trong danh mục chỉ tiêu; dòng bị bỏ qua.",
                              cell=where, code=code, value=code, **mine)
             continue
         indicator = catalog[code]
@@ -144,8 +154,8 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
             sub.values[code] = None
             if indicator.required:
                 sub.reported.add(code)
-                problems.error("required", f"chưa có giá trị cho chỉ tiêu bắt buộc «{indicator.label}» "
-                               f"(đơn vị «{unit}», kỳ {period}).", cell=where, code=code, **mine)
+                problems.error("required", f"chưa có giá trị cho chỉ tiêu bắt buộc “{indicator.label}” "
+                               "(nếu không có thì ghi 0).", cell=where, code=code, **mine)
         else:
             try:
                 sub.values[code] = parse_vi_int(value)
@@ -174,7 +184,7 @@ def _csv_rows(reader: Any, columns: dict[str, int], catalog: Catalog, limits: Li
         for indicator in catalog.counts:
             if indicator.required and indicator.code not in sub.values and indicator.code not in sub.reported:
                 sub.reported.add(indicator.code)
-                problems.error("missing_row", f"đơn vị «{sub.unit_code}», kỳ {sub.period}: thiếu dòng cho chỉ tiêu "
-                               f"bắt buộc «{indicator.label}».", code=indicator.code,
+                problems.error("missing_row", f"thiếu dòng cho chỉ tiêu bắt buộc “{indicator.label}”"
+                               f"{_of_period(sub.period)}.", code=indicator.code,
                                unit=sub.unit_code, period=sub.period)
     return list(subs.values())

@@ -29,7 +29,7 @@ from email.message import EmailMessage, Message
 from typing import Any
 
 from baocao.errors import MailboxError, MailboxLoginError
-from baocao.mail import cleartext
+from baocao.mail import cleartext, threads
 from baocao.safetext import clean_text, short_name
 
 log = logging.getLogger("baocao.mail")
@@ -102,6 +102,8 @@ class ReadMessage:
     sent_at: datetime | None  # the message's own Date header
     problem: str | None = None
     unread: list[str] = field(default_factory=list)
+    # The mail's References, well-formed msg-ids only (baocao.mail.threads): a reply threads under it.
+    references: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------ connection
@@ -427,7 +429,8 @@ def read_message(raw: bytes, *, limit: int | None = None) -> ReadMessage:
         return ReadMessage([], fallback, None, None, f"cannot be parsed: {type(exc).__name__}: {exc}"[:500])
     return ReadMessage(parts, _printable(_safe(lambda: sender_address(msg), "")) or fallback,
                        _safe(lambda: _printable(str(msg.get("Message-ID", "") or ""))[:300] or None, None),
-                       _safe(lambda: _sent_at(msg), None), None, unread)
+                       _safe(lambda: _sent_at(msg), None), None, unread,
+                       _safe(lambda: threads.parse_references(_printable(str(msg.get("References", "") or ""))), ()))
 
 
 def _printable(text: str) -> str:

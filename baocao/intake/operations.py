@@ -13,10 +13,11 @@ from sqlalchemy import select, update
 from baocao.errors import OperationError
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
+from baocao.mail.letters import letter
 from baocao.mail.templating import render_mail
 from baocao.rules.config import Config
 from baocao.rules.periods import Period
-from baocao.store.db import Cycle, Database, Request, Submission, utcnow
+from baocao.store.db import Cycle, Database, OutboxMessage, ReceivedFile, Request, Submission, utcnow
 from baocao.store.queries import audit, set_state
 from baocao.store.states import ANSWERED, RequestState
 
@@ -46,16 +47,36 @@ def return_submission(db: Database, cfg: Config, unit: str, period: str, reason:
                   at=at)
         audit(s, actor, "return", unit=unit, period=period, reason=reason, submission=sub_id)
         u = cfg.hierarchy[unit]
-        parent = cfg.hierarchy.parent(unit)
         subject, text, html = render_mail(
             "returned", unit=u, period=Period.parse(period), reason=reason, deadline=req.deadline,
-            reply_to=cfg.settings.reply_to, contact_name=parent.name if parent else u.name,
-            contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else cfg.settings.reply_to))
+            reply_to=cfg.settings.reply_to, **letter(cfg, req.cycle.plan, unit, period))
         cycle = s.get(Cycle, req.cycle_id)
         assert cycle is not None
         outbox.enqueue(s, key=outbox.message_key(period, cycle.plan, unit, Kind.RETURNED, f"s{sub_id}"), kind=Kind.RETURNED,
                        stage=f"s{sub_id}", unit=unit, period=period, cycle_id=req.cycle_id,
-                       to=u.coordinator_emails, cc=u.head_emails, subject=subject, text=text, html=html)
+                       to=u.coordinator_emails, cc=u.head_emails, subject=subject, text=text, html=html,
+                       headers=_receipt_thread(s, unit, sub_id))
+
+
+def _receipt_thread(s, unit: str, submission_id: int | None) -> dict[str, object]:  # noqa: ANN001 - Session
+    """The thread headers of the receipt of a submission (In-Reply-To/References of the unit's mail).
+
+    A return for correction answers the mail that carried the file, like its receipt did; the
+    receipt's row keeps those headers (a merged receipt too: its held row stays), so nothing else
+    has to remember the unit's Message-ID. None found (a file dropped in the folder): no headers.
+    """
+    if submission_id is None:
+        return {}
+    digest = s.scalar(select(ReceivedFile.sha256).join(Submission, Submission.file_id == ReceivedFile.id)
+                      .where(Submission.id == submission_id))
+    if not digest:
+        return {}
+    for headers in s.scalars(select(OutboxMessage.headers).where(
+            OutboxMessage.unit_code == unit, OutboxMessage.stage == digest[:16],
+            OutboxMessage.kind == Kind.RECEIPT).order_by(OutboxMessage.id)):
+        if headers and headers.get("In-Reply-To"):
+            return {k: headers[k] for k in ("In-Reply-To", "References") if headers.get(k)}
+    return {}
 
 
 def reopen(db: Database, cfg: Config, unit: str, period: str, until: datetime, reason: str, *, actor: str,

@@ -22,14 +22,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from baocao.intake.reader import read_submission
-from baocao.intake.results import Problem, Submitted
+from baocao.intake.results import Problem, Submitted, location_vi
 from baocao.intake.safety import size_problem, too_large
 from baocao.intake.validation import token_problems
 from baocao.intake.verdict import RequestView, Verdict, accepted_row, judge
 from baocao.intake.verdict import problem_row as _p
-from baocao.mail import outbox
+from baocao.mail import outbox, threads
 from baocao.mail.kinds import Kind
+from baocao.mail.letters import letter, system_letter
 from baocao.mail.templating import render_mail
+from baocao.opening.forms import CONTACT_LABELS
 from baocao.rules.config import Config
 from baocao.rules.periods import Period, PeriodError
 from baocao.safetext import clean_text
@@ -67,6 +69,15 @@ class Incoming:
     # The mailbox collector holds the replies to a file and merges those of one mail into one
     # (baocao.intake.replies): a mail with 200 attachments gets one answer, not 200.
     hold_replies: bool = False
+    # The mail's Message-ID and References as received (by e-mail only): every reply to this file
+    # threads under the unit's mail (baocao.mail.threads drops what is not a well-formed id).
+    message_id: str | None = None
+    references: tuple[str, ...] = ()
+
+    @property
+    def thread(self) -> dict[str, Any]:
+        """The outbox ``headers`` of a reply to this file: In-Reply-To and References, or none."""
+        return threads.reply_headers(self.message_id, self.references)
 
 
 @dataclass
@@ -390,6 +401,11 @@ def _identify(s: Session, cfg: Config, inc: Incoming, sub: Submitted, *, overrid
     return _check_request(cfg, inc, sub, unit_code, period, req, override)
 
 
+def _unit_vi(cfg: Config, code: str | None) -> str:
+    """A unit by its name ("Phường Nhị Chiểu"); a code not in the tree as the clerk wrote it."""
+    return cfg.hierarchy[code].name if code and code in cfg.hierarchy else f"đơn vị ghi mã “{code or ''}”"
+
+
 def form_identity(cfg: Config, sub: Submitted, *, filename: str,
                   unit_hint: str | None = None) -> tuple[str | None, Period | None, list[Problem]]:
     """The unit and period a form names, or why they cannot be used (no database needed).
@@ -397,20 +413,24 @@ def form_identity(cfg: Config, sub: Submitted, *, filename: str,
     The token is checked against this identity, by the intake and by ``baocao validate`` alike.
     """
     f = filename
+    sheet = "Thông tin" if sub.fmt == "xlsx" else None  # a CSV names unit and period on each line
+    at = location_vi(f, sheet)
     unit_code = (sub.unit_code or "").strip().upper() or None
     if unit_hint and unit_code and unit_hint != unit_code:
-        return None, None, [_problem(f, "unit", f"Tệp «{f}» là biểu mẫu của đơn vị {unit_code}, không phải "
-                                     f"{unit_hint}.", sheet="Thông tin", value=unit_code)]
+        return None, None, [_problem(f, "unit", f"{at}: tệp là biểu mẫu của {_unit_vi(cfg, unit_code)}, không "
+                                     f"phải của {_unit_vi(cfg, unit_hint)}.", sheet=sheet, value=unit_code)]
     unit_code = unit_code or unit_hint
     if not unit_code or unit_code not in cfg.hierarchy:
-        return None, None, [_problem(f, "unit", f"Tệp «{f}»: không xác định được đơn vị (mã đơn vị "
-                                     f"«{unit_code or ''}» không có trong danh sách). Đề nghị dùng đúng biểu mẫu "
-                                     "đã được gửi cho đơn vị.", sheet="Thông tin", value=unit_code)]
+        what = (f"mã đơn vị “{unit_code}” ghi trong tệp không có trong danh sách" if unit_code
+                else "tệp không ghi mã đơn vị")
+        return None, None, [_problem(f, "unit", f"{at}: không xác định được đơn vị ({what}). Đề nghị đơn vị "
+                                     "dùng đúng biểu mẫu đã được gửi cho đơn vị.", sheet=sheet, value=unit_code)]
     try:
         period = Period.parse(sub.period or "")
     except PeriodError:
-        return None, None, [_problem(f, "period", f"Tệp «{f}»: kỳ báo cáo «{sub.period or ''}» không hợp lệ.",
-                                     sheet="Thông tin", value=sub.period)]
+        what = (f"kỳ báo cáo “{sub.period}” ghi trong tệp không hợp lệ" if sub.period
+                else "tệp không ghi kỳ báo cáo hoặc ghi không hợp lệ")
+        return None, None, [_problem(f, "period", f"{at}: {what}.", sheet=sheet, value=sub.period)]
     return unit_code, period, []
 
 
@@ -430,8 +450,8 @@ def _check_request(cfg: Config, inc: Incoming, sub: Submitted, unit_code: str, p
     problems: list[Problem] = []
     unit = cfg.hierarchy[unit_code]
     if req is None:
-        problems.append(_problem(f, "request", f"Tệp «{f}»: {unit.name} ({unit_code}) không có yêu cầu báo cáo kỳ "
-                                 f"{period.code} đang mở.", sheet="Thông tin", value=period.code))
+        problems.append(_problem(f, "request", f"Tệp “{f}”: {unit.name} không có yêu cầu báo cáo kỳ "
+                                 f"{period.label_vi} đang mở.", sheet="Thông tin", value=period.code))
         return None, problems, None
     flag = None
     token = token_problems(sub, cfg.settings.token_secret.get_secret_value(), filename=f,
@@ -448,7 +468,7 @@ def _check_request(cfg: Config, inc: Incoming, sub: Submitted, unit_code: str, p
         if not inc.sender or inc.sender.lower() not in registered:
             if cfg.settings.sender_check == "reject" and override is None:
                 message = (f"Thư gửi từ địa chỉ {inc.sender} chưa được đăng ký cho {unit.name}." if inc.sender else
-                           f"Thư gửi biểu mẫu của {unit.name} không ghi địa chỉ người gửi hợp lệ (trường «From»).")
+                           f"Thư gửi biểu mẫu của {unit.name} không ghi địa chỉ người gửi hợp lệ (trường “From”).")
                 problems.append(_problem(f, "sender", message + " Đề nghị gửi từ địa chỉ đầu mối đã đăng ký."))
                 return req, problems, None
             flag = (flag + "; " if flag else "") + (f"unregistered sender {inc.sender}" if inc.sender
@@ -495,14 +515,16 @@ def _take_unit(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: s
         problems = verdict.problems
         if verdict.status == "locked":
             s.add(Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period,
-                             status="rejected", errors=[_p(p) for p in problems], received_at=received_at))
+                             status="rejected", errors=[_p(p) for p in problems], received_at=received_at,
+                             contact=dict(sub.contact)))
             outcome = UnitOutcome(req.unit_code, period, "refused", problems=problems)
             _reply(s, cfg, inc, digest, req, outcome)
             return outcome
         if verdict.status == "rejected":
             s.add(Submission(file_id=file_id, request_id=req.id, unit_code=req.unit_code, period=period,
                              status="rejected", errors=[_p(p) for p in verdict.errors],
-                             warnings=[_p(p) for p in verdict.warnings], received_at=received_at, flagged=flag))
+                             warnings=[_p(p) for p in verdict.warnings], received_at=received_at, flagged=flag,
+                             contact=dict(sub.contact)))
             if verdict.new_state is not None:
                 set_state(s, req, verdict.new_state, reason=verdict.reason, at=received_at)
             outcome = UnitOutcome(req.unit_code, period, "rejected", problems=problems, flagged=flag)
@@ -620,7 +642,6 @@ def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcom
                    sub: Submitted | None = None, version: int | None = None) -> dict[str, Any]:
     """The receipt (or the list of problems) answering one unit's form, as outbox keywords."""
     unit = cfg.hierarchy[req.unit_code]
-    parent = cfg.hierarchy.parent(req.unit_code)
     to = [inc.sender] if inc.sender else list(unit.coordinator_emails)
     figures = []
     if sub is not None:
@@ -632,16 +653,16 @@ def _reply_message(cfg: Config, inc: Incoming, digest: str, req: Request, outcom
     subject, text, html = render_mail(
         name, unit=unit, period=Period.parse(outcome.period or req.cycle.period), filename=inc.filename,
         outcome=outcome, figures=figures, version=version, deadline=req.deadline,
+        contact=({k: sub.contact.get(k, "") for k in CONTACT_LABELS} if sub is not None and sub.fmt == "xlsx"
+                 else None),  # who prepared the form, read back (CSV files have no such place)
         errors=[p for p in outcome.problems if p.severity == "error"],
         warnings=[p for p in outcome.problems if p.severity != "error"],
-        contact_name=parent.name if parent else unit.name,
-        contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else ""),
-        reply_to=cfg.settings.reply_to,
+        **letter(cfg, req.cycle.plan, req.unit_code, req.cycle.period), reply_to=cfg.settings.reply_to,
     )
     return {"key": outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, name, digest[:16]),
             "kind": name, "stage": digest[:16], "unit": req.unit_code, "period": req.cycle.period,
             "cycle_id": req.cycle_id, "to": to, "subject": subject, "text": text, "html": html,
-            "status": "held" if inc.hold_replies else "pending"}
+            "status": "held" if inc.hold_replies else "pending", "headers": inc.thread}
 
 
 def _reply_unidentified(db: Database, cfg: Config, inc: Incoming, digest: str, problems: Sequence[Problem]) -> None:
@@ -654,11 +675,10 @@ def _reply_unidentified_in(s: Session, cfg: Config, inc: Incoming, digest: str, 
     if not inc.sender:
         return
     subject, text, html = render_mail("unidentified", filename=inc.filename, errors=list(problems),
-                                      contact_name="Bộ phận tổng hợp", contact_email=cfg.settings.reply_to,
-                                      reply_to=cfg.settings.reply_to)
+                                      **system_letter(cfg), reply_to=cfg.settings.reply_to)
     outbox.enqueue(s, key=outbox.message_key("unknown", "", digest[:16], Kind.PROBLEMS, "file"), kind=Kind.PROBLEMS,
                    stage=digest[:16], to=[inc.sender], subject=subject, text=text, html=html,
-                   status="held" if inc.hold_replies else "pending")
+                   status="held" if inc.hold_replies else "pending", headers=inc.thread)
 
 
 def _reply_older_version(db: Database, cfg: Config, inc: Incoming, file_id: int, digest: str) -> None:
@@ -680,19 +700,17 @@ def _reply_older_version(db: Database, cfg: Config, inc: Incoming, file_id: int,
             if current is None or req is None:
                 continue
             unit = cfg.hierarchy[req.unit_code]
-            parent = cfg.hierarchy.parent(req.unit_code)
             subject, text, html = render_mail(
                 "older_version", unit=unit, period=Period.parse(req.cycle.period), filename=inc.filename,
                 old_version=sub.version, old_received=sub.received_at, version=current.version,
-                received=current.received_at, contact_name=parent.name if parent else unit.name,
-                contact_email=(parent.coordinator_emails[0] if parent and parent.coordinator_emails else ""),
+                received=current.received_at, **letter(cfg, req.cycle.plan, req.unit_code, req.cycle.period),
                 reply_to=cfg.settings.reply_to)
             ref = hashlib.sha256((inc.source_ref or "").encode()).hexdigest()[:8]
             outbox.enqueue(s, key=outbox.message_key(req.cycle.period, req.cycle.plan, req.unit_code, "older",
                                                      f"{digest[:16]}-{ref}"),
                            kind=Kind.PROBLEMS, stage=digest[:16], unit=req.unit_code, period=req.cycle.period,
                            cycle_id=req.cycle_id, to=[inc.sender], subject=subject, text=text, html=html,
-                           status="held" if inc.hold_replies else "pending")
+                           status="held" if inc.hold_replies else "pending", headers=inc.thread)
 
 
 def reprocess_latest(db: Database, cfg: Config, unit: str, period: str) -> list[Outcome]:

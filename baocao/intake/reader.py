@@ -58,7 +58,7 @@ def read_submission(
     except BaseException:  # noqa: BLE001 - calamine panics are BaseException; a file must never crash us
         log.exception("unexpected failure reading %r", file)
         problems.error("unreadable", "không đọc được tệp (tệp bị hỏng hoặc không đúng định dạng). "
-                       "Hãy mở tệp bằng Excel hoặc LibreOffice, lưu lại dạng .xlsx rồi gửi lại.")
+                       "Đề nghị đơn vị mở tệp bằng Excel hoặc LibreOffice, lưu lại dạng .xlsx rồi gửi lại.")
         subs = []
     return subs, problems.done()
 
@@ -69,23 +69,23 @@ def _read(data: bytes, file: str, catalog: Catalog, max_bytes: int, limits: Limi
     if too_large(size, max_bytes):
         raise _Refused("file_too_large", too_large_vi(size, max_bytes))
     if size == 0 or not data.strip():
-        raise _Refused("empty_file", "tệp rỗng (không có nội dung). Hãy đính kèm biểu mẫu đã điền.")
+        raise _Refused("empty_file", "tệp rỗng (không có nội dung). Đề nghị đơn vị đính kèm biểu mẫu đã điền.")
     ext = posixpath.splitext(file.replace("\\", "/").lower())[1]
     if data.startswith(_OLE_MAGIC):
         if any(marker in data for marker in _ENCRYPTION_MARKERS):
             raise _Refused("encrypted", "tệp được đặt mật khẩu (mã hóa), hệ thống không mở được. "
-                           "Hãy gỡ mật khẩu (Tệp > Thông tin > Bảo vệ sổ làm việc) rồi gửi lại.")
+                           "Đề nghị đơn vị gỡ mật khẩu (Tệp > Thông tin > Bảo vệ sổ làm việc) rồi gửi lại.")
         raise _Refused("old_format", "tệp ở định dạng Excel cũ (.xls) hoặc định dạng Office cũ. "
-                       "Hãy dùng đúng biểu mẫu .xlsx đã nhận, hoặc lưu lại dạng «Excel Workbook (.xlsx)».")
+                       "Đề nghị đơn vị dùng đúng biểu mẫu .xlsx đã nhận, hoặc lưu lại dạng “Excel Workbook (.xlsx)”.")
     if ext in (".xlsm", ".xltm", ".xlam"):
-        raise _Refused("macro", f"tệp có đuôi «{ext}» là tệp chứa macro, không được chấp nhận vì lý do an toàn. "
-                       "Hãy lưu lại dạng «Excel Workbook (.xlsx)».")
+        raise _Refused("macro", f"tệp có đuôi “{ext}” là tệp chứa macro, không được chấp nhận vì lý do an toàn. "
+                       "Đề nghị đơn vị lưu lại dạng “Excel Workbook (.xlsx)”.")
     if data.startswith(_ZIP_MAGICS):
         return [_read_xlsx(data, file, catalog, limits, problems)]
     if ext in (".csv", ".txt"):
         return _read_csv(data, file, catalog, limits, problems)
     if ext in (".xlsx", ".xltx", ".xls"):
         raise _Refused("not_xlsx", "tệp không phải là tệp Excel hợp lệ (có thể bị hỏng khi tải về, hoặc chỉ "
-                       "được đổi tên đuôi). Hãy mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.")
-    raise _Refused("unknown_format", f"định dạng «{ext or 'không có đuôi'}» không được chấp nhận: "
+                       "được đổi tên đuôi). Đề nghị đơn vị mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.")
+    raise _Refused("unknown_format", f"định dạng “{ext or 'không có đuôi'}” không được chấp nhận: "
                    "chỉ nhận biểu mẫu Excel (.xlsx) hoặc tệp CSV (.csv).")

@@ -26,7 +26,7 @@ import hashlib
 import html
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,14 +34,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from baocao.mail import outbox
+from baocao.mail import outbox, threads
 from baocao.mail.kinds import REPLIES, Kind
+from baocao.mail.letters import letter, system_letter
+from baocao.rules.config import Config
 from baocao.rules.formatting import number_vi
 from baocao.safetext import clean_text
-from baocao.store.db import OutboxMessage, utcnow
+from baocao.store.db import Cycle, OutboxMessage, utcnow
 
 log = logging.getLogger("baocao.replies")
 REPLY_KINDS = REPLIES
+TECHNICAL = "Mã kỹ thuật: "  # how baocao.mail.letters.technical_line starts the operator's line
 NOT_SENT = ("held", "merged", "throttled")  # statuses of replies that do not count against the limit
 
 
@@ -59,6 +62,7 @@ class Part:
     period: str | None = None
     cycle_id: int | None = None
     row: OutboxMessage | None = None
+    headers: dict[str, Any] | None = None  # In-Reply-To/References: the merged message keeps the thread
 
 
 @dataclass
@@ -78,20 +82,43 @@ def over_limit(addresses: Iterable[str], recent: Counter[str], limit: int) -> st
     return None
 
 
-def merge(files: Sequence[tuple[str, str]], parts: Sequence[Part]) -> tuple[str, str, str]:
+def _inner(text: str) -> tuple[str, str | None]:
+    """A held reply's text without its greeting and signature (the merged message has its own), and
+    its operator's line ("Mã kỹ thuật: …"), which the merged message gathers at its end."""
+    lines = text.rstrip().splitlines()
+    technical = None
+    if lines and lines[-1].startswith(TECHNICAL):
+        technical = lines.pop()[len(TECHNICAL):]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) >= 2 and lines[-1].startswith("Đầu mối liên hệ: "):
+        del lines[-2:]
+    if lines and lines[0].startswith("Kính gửi:"):
+        del lines[0]
+    return "\n".join(lines).strip("\n"), technical
+
+
+def merge(files: Sequence[tuple[str, str]], parts: Sequence[Part],
+          addressing: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
     """One message (subject, text, html) from the replies to one mail's files (pure).
 
     `files`: (file name, stage) of every file of the mail, in order; a file with no reply among
     `parts` was taken in before (the same bytes) and is listed as such. Parts that answer no file
-    (the mail's own refusal) come first: they say why some files were not read.
+    (the mail's own refusal) come first: they say why some files were not read. `addressing`: the
+    keywords of :func:`baocao.mail.letters.letter` (one unit) or ``system_letter`` (none known), so
+    the merged message greets and is signed as a single reply would be; each part loses its own.
     """
+    addressing = addressing or {}
+    addressee = addressing.get("addressee") or "Quý đơn vị"
+    sender = addressing.get("sender")
+    technicals = [addressing["technical"][len(TECHNICAL):]] if addressing.get("technical") else []
     by_stage: dict[str, list[Part]] = {}
     for p in parts:
         by_stage.setdefault(p.stage, []).append(p)
     stages = {stage for _, stage in files}
     general = [p for p in parts if p.stage not in stages]
     lines: list[tuple[str, list[Part]]] = [("Về thư", [p]) for p in general]
-    lines += [(f"Tệp «{clean_text(name)[:120]}»", by_stage.get(stage, [])) for name, stage in files]
+    lines += [(f"Tệp “{clean_text(name)[:120]}”", by_stage.get(stage, [])) for name, stage in files]
     n = len(files)
     subject = (f"Kết quả xử lý {number_vi(n)} tệp đính kèm của thư" if n else "Kết quả tiếp nhận thư")
     summary = []
@@ -100,16 +127,29 @@ def merge(files: Sequence[tuple[str, str]], parts: Sequence[Part]) -> tuple[str,
         summary.append((i, what, result))
     intro = (f"Hệ thống đã xử lý {number_vi(n)} tệp đính kèm của thư quý đơn vị gửi. "
              "Kết quả tóm tắt như sau; chi tiết từng mục ở phần dưới.")
-    text = ["Kính gửi: Quý đơn vị", "", intro, ""]
+    text = [f"Kính gửi: {addressee}", "", intro, ""]
     text += [f"{i}. {what}: {result}" for i, what, result in summary]
-    body = ["<p><strong>Kính gửi:</strong> Quý đơn vị</p>", "<p>" + html.escape(intro) + "</p>", "<ol>"]
+    body = [f"<p><strong>Kính gửi:</strong> {html.escape(addressee)}</p>", "<p>" + html.escape(intro) + "</p>", "<ol>"]
     body += [f"<li>{html.escape(what)}: {html.escape(result)}</li>" for _, what, result in summary]
     body.append("</ol>")
     for i, (what, ps) in enumerate(lines, 1):
         for p in ps:
-            text += ["", f"—— {i}. {what} ——", p.text.rstrip()]
+            inner, technical = _inner(p.text)
+            if technical and technical not in technicals:
+                technicals.append(technical)
+            text += ["", f"—— {i}. {what} ——", inner]
             body += [f"<h3>{i}. {html.escape(what)}</h3>",
-                     f'<pre style="white-space: pre-wrap; font-family: inherit;">{html.escape(p.text.rstrip())}</pre>']
+                     f'<pre style="white-space: pre-wrap; font-family: inherit;">{html.escape(inner)}</pre>']
+    if sender is not None:
+        text += ["", sender.body, f"{sender.contact_line}."]
+        link = (f', thư điện tử <a href="mailto:{html.escape(sender.email)}">{html.escape(sender.email)}</a>'
+                if sender.email else "")
+        body += [f'<p style="margin-top: 20px;"><strong>{html.escape(sender.body)}</strong></p>',
+                 f'<p style="font-size: 14px;">{html.escape(sender.contact_intro)}{link}.</p>']
+    if technicals:
+        technical = TECHNICAL + " | ".join(technicals)
+        text += ["", technical]
+        body.append(f'<p class="ma-ky-thuat" style="font-size: 10px; color: #999;">{html.escape(technical)}</p>')
     page = ('<!DOCTYPE html>\n<html lang="vi">\n<head><meta charset="utf-8"></head>\n'
             '<body style="font-family: \'Times New Roman\', Times, serif; font-size: 15px; max-width: 720px;">\n'
             + "\n".join(body) + "\n</body>\n</html>\n")
@@ -128,11 +168,12 @@ def recent_replies(s: Session, since: datetime) -> Counter[str]:
 
 
 def release(s: Session, *, ref: str, files: Sequence[tuple[str, str]], extra: dict[str, Any] | None,
-            limit: int, now: datetime | None = None) -> Released:
+            limit: int, now: datetime | None = None, cfg: Config | None = None) -> Released:
     """Release the held replies to one mail (and its own reply `extra`, outbox keywords); see the module.
 
     `ref`: a stable reference of the mail (the merged message's key is built from it, so a rerun
     writes nothing new); `files`: (file name, stage = the file's SHA-256 prefix) of its files.
+    `cfg`: to greet and sign a merged message as the single replies are (see :func:`merge`).
     """
     now = now or utcnow()
     stages = list(dict.fromkeys(stage for _, stage in files))
@@ -140,10 +181,10 @@ def release(s: Session, *, ref: str, files: Sequence[tuple[str, str]], extra: di
                                                       OutboxMessage.status == "held")
                           .order_by(OutboxMessage.id))) if stages else []
     parts = [Part(r.subject, r.body_text, r.kind, tuple(r.recipients or ()), tuple(r.cc or ()), r.stage,
-                  r.unit_code, r.period, r.cycle_id, r) for r in rows]
+                  r.unit_code, r.period, r.cycle_id, r, r.headers) for r in rows]
     if extra is not None:
         parts.insert(0, Part(extra["subject"], extra["text"], extra["kind"], tuple(extra["to"]),
-                             tuple(extra.get("cc", ())), extra.get("stage", "")))
+                             tuple(extra.get("cc", ())), extra.get("stage", ""), headers=extra.get("headers")))
     groups: dict[tuple[str, ...], list[Part]] = {}
     for p in parts:
         groups.setdefault(tuple(sorted({a.lower() for a in p.to})), []).append(p)
@@ -157,7 +198,7 @@ def release(s: Session, *, ref: str, files: Sequence[tuple[str, str]], extra: di
             assert extra is not None
             message, key = dict(extra), str(extra["key"])
         else:
-            subject, text, page = merge(files, group)
+            subject, text, page = merge(files, group, _addressing(s, cfg, group))
             key = outbox.message_key("message", "", ref, "replies", hashlib.sha256(
                 "\n".join(recipients).encode()).hexdigest()[:8])
             units = {p.unit for p in group}
@@ -166,7 +207,8 @@ def release(s: Session, *, ref: str, files: Sequence[tuple[str, str]], extra: di
                        "stage": ref[:40], "to": list(dict.fromkeys(a for p in group for a in p.to)),
                        "cc": list(dict.fromkeys(a for p in group for a in p.cc)), "subject": subject,
                        "text": text, "html": page, "unit": first.unit if first else None,
-                       "period": first.period if first else None, "cycle_id": first.cycle_id if first else None}
+                       "period": first.period if first else None, "cycle_id": first.cycle_id if first else None,
+                       "headers": threads.shared_headers(p.headers for p in group)}
             for p in group:
                 if p.row is not None:
                     p.row.status, p.row.last_error = "merged", f"merged into {key}"
@@ -201,6 +243,20 @@ def release(s: Session, *, ref: str, files: Sequence[tuple[str, str]], extra: di
             for address in set(addresses):
                 recent[address] += 1
     return done
+
+
+def _addressing(s: Session, cfg: Config | None, group: Sequence[Part]) -> dict[str, Any] | None:
+    """The letter of a merged message: its unit's (addressee, the collecting office signs) when every
+    part is about one unit of one cycle, else the answer of the intake itself (no unit named)."""
+    if cfg is None:
+        return None
+    units = {(p.unit, p.period, p.cycle_id) for p in group}
+    if len(units) == 1:
+        unit, period, cycle_id = next(iter(units))
+        cycle = s.get(Cycle, cycle_id) if cycle_id is not None else None
+        if unit and unit in cfg.hierarchy and cycle is not None:
+            return letter(cfg, cycle.plan, unit, period or cycle.period)
+    return system_letter(cfg)
 
 
 def _limit_note(address: str, limit: int) -> str:

@@ -84,6 +84,9 @@ class Submitted:
     :func:`baocao.intake.validation.validate` does not report the same cell twice."""
     sheet: str | None = None
     """The sheet the values were read from (None for CSV), for messages."""
+    contact: dict[str, str] = field(default_factory=dict)
+    """Who prepared the form, their phone, the unit's head ("preparer", "phone", "head"), as written
+    on ``Thông tin``; stored in ``submissions.contact`` and read back in the receipt."""
 
 
 @dataclass(frozen=True)
@@ -113,14 +116,16 @@ def _short(value: object, limit: int = 80) -> str:
 
 
 def location_vi(file: str, sheet: str | None = None, cell: str | None = None, code: str | None = None) -> str:
-    """"Tệp «a.xlsx», trang «Chỉ tiêu», ô D5, mã «TIN_BAI»": where a problem is, for any message."""
-    parts = [f"Tệp «{file}»"]
+    """"Tệp “a.xlsx”, trang “Chỉ tiêu”, ô D5": where a problem is, for any message.
+
+    The indicator's `code` is not said: the message names the indicator by its words and the cell (a
+    unit never typed the code); it stays on the :class:`Problem` for the operator and the tests.
+    """
+    parts = [f"Tệp “{file}”"]
     if sheet:
-        parts.append(f"trang «{sheet}»")
+        parts.append(f"trang “{sheet}”")
     if cell:
         parts.append(cell if cell.startswith("dòng") else f"ô {cell}")
-    if code:
-        parts.append(f"mã «{code}»")
     return ", ".join(parts)
 
 
@@ -170,7 +175,7 @@ class _Problems:
             severity: Severity = "error" if any(p.severity == "error" for p in own) else "warning"
             self.items.append(make_problem(
                 severity, self.file, "too_many_problems",
-                f"còn {dropped} vấn đề khác không liệt kê; hãy sửa các lỗi trên rồi gửi lại.", unit=unit, period=period,
+                f"còn {dropped} vấn đề khác không liệt kê; đề nghị đơn vị sửa các lỗi trên rồi gửi lại.", unit=unit, period=period,
             ))
         self.dropped = {}
         return self.items

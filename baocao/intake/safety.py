@@ -34,7 +34,7 @@ def too_large(size: int, max_bytes: int) -> bool:
 def too_large_vi(size: int, max_bytes: int) -> str:
     """What is wrong with an over-size file, after its location (the reader's refusal and the intake's reply)."""
     return (f"tệp có dung lượng {number_vi(size)} byte, vượt giới hạn {number_vi(max_bytes)} byte. "
-            "Hãy gửi đúng biểu mẫu đã nhận, không kèm hình ảnh hay dữ liệu khác.")
+            "Đề nghị đơn vị gửi đúng biểu mẫu đã nhận, không kèm hình ảnh hay dữ liệu khác.")
 
 
 def size_problem(file: str, size: int, max_bytes: int) -> Problem | None:
@@ -103,9 +103,9 @@ def _check_zip(data: bytes, limits: Limits) -> _Package:
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, IndexError):
         raise _Refused("corrupt_zip", "tệp Excel bị hỏng (không giải nén được), có thể do tải về chưa xong. "
-                       "Hãy mở lại biểu mẫu, lưu lại rồi gửi lại.") from None
+                       "Đề nghị đơn vị mở lại biểu mẫu, lưu lại rồi gửi lại.") from None
     bomb = ("tệp có cấu trúc nén bất thường (dung lượng giải nén quá lớn so với tệp gửi), "
-            "không được mở vì lý do an toàn. Hãy dùng đúng biểu mẫu đã nhận.")
+            "không được mở vì lý do an toàn. Đề nghị đơn vị dùng đúng biểu mẫu đã nhận.")
     if len(infos) > limits.max_members:
         raise _Refused("zip_bomb", bomb)
     total = 0
@@ -115,9 +115,9 @@ def _check_zip(data: bytes, limits: Limits) -> _Package:
             raise _Refused("corrupt_zip", "tệp Excel bị hỏng (có hai phần trùng tên).")
         if info.flag_bits & 0x1:
             raise _Refused("encrypted", "tệp được đặt mật khẩu (mã hóa), hệ thống không mở được. "
-                           "Hãy gỡ mật khẩu rồi gửi lại.")
+                           "Đề nghị đơn vị gỡ mật khẩu rồi gửi lại.")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise _Refused("corrupt_zip", "tệp dùng kiểu nén không hỗ trợ. Hãy lưu lại bằng Excel hoặc LibreOffice.")
+            raise _Refused("corrupt_zip", "tệp dùng kiểu nén không hỗ trợ. Đề nghị đơn vị lưu lại bằng Excel hoặc LibreOffice.")
         if info.file_size < 0 or info.compress_size < 0:
             raise _Refused("corrupt_zip", "tệp Excel bị hỏng.")
         total += info.file_size
@@ -135,8 +135,8 @@ def _check_zip(data: bytes, limits: Limits) -> _Package:
         if name in parts:
             return parts[name]
         if info.file_size > limits.max_part_bytes:
-            raise _Refused("too_large", f"phần «{info.filename}» của tệp quá lớn ({number_vi(info.file_size)} "
-                           "byte). Hãy xóa các dòng, cột, hình ảnh thừa rồi gửi lại.")
+            raise _Refused("too_large", f"phần “{info.filename}” của tệp quá lớn ({number_vi(info.file_size)} "
+                           "byte). Đề nghị đơn vị xóa các dòng, cột, hình ảnh thừa rồi gửi lại.")
         content = _inflate(data, info, bomb)
         _check_xml(info.filename, content, limits)
         parts[name] = content
@@ -145,14 +145,14 @@ def _check_zip(data: bytes, limits: Limits) -> _Package:
     types = read("[Content_Types].xml")
     if types is None:
         if "mimetype" in names:
-            raise _Refused("ods", "tệp ở định dạng OpenDocument (.ods). Hãy lưu lại dạng "
-                           "«Excel 2007-365 (.xlsx)» (LibreOffice: Tệp > Lưu thành) rồi gửi lại.")
-        raise _Refused("not_xlsx", "tệp nén này không phải là tệp Excel (.xlsx). Hãy gửi đúng biểu mẫu đã nhận.")
+            raise _Refused("ods", "tệp ở định dạng OpenDocument (.ods). Đề nghị đơn vị lưu lại dạng "
+                           "“Excel 2007-365 (.xlsx)” (LibreOffice: Tệp > Lưu thành) rồi gửi lại.")
+        raise _Refused("not_xlsx", "tệp nén này không phải là tệp Excel (.xlsx). Đề nghị đơn vị gửi đúng biểu mẫu đã nhận.")
     if b"macroEnabled" in types or b"vbaProject" in types:
         raise _Refused("macro", _MACRO_VI)
     workbook_path = _office_document(read("_rels/.rels"))
     if workbook_path.lower().endswith(".bin"):
-        raise _Refused("xlsb", "tệp ở định dạng Excel nhị phân (.xlsb). Hãy lưu lại dạng «Excel Workbook (.xlsx)».")
+        raise _Refused("xlsb", "tệp ở định dạng Excel nhị phân (.xlsb). Đề nghị đơn vị lưu lại dạng “Excel Workbook (.xlsx)”.")
     workbook = read(workbook_path)
     if workbook is None:
         raise _Refused("not_xlsx", "tệp không có phần sổ làm việc (workbook): không phải tệp Excel hợp lệ.")
@@ -179,7 +179,7 @@ def _check_zip(data: bytes, limits: Limits) -> _Package:
     return _Package(sheet_parts, parts)
 
 
-_CORRUPT_VI = "tệp Excel bị hỏng (dữ liệu nén không khớp). Hãy mở lại biểu mẫu, lưu lại rồi gửi lại."
+_CORRUPT_VI = "tệp Excel bị hỏng (dữ liệu nén không khớp). Đề nghị đơn vị mở lại biểu mẫu, lưu lại rồi gửi lại."
 
 
 def _inflate(data: bytes, info: zipfile.ZipInfo, bomb_vi: str) -> bytes:
@@ -215,9 +215,9 @@ def _inflate(data: bytes, info: zipfile.ZipInfo, bomb_vi: str) -> bytes:
 
 
 _MACRO_VI = ("tệp có chứa macro hoặc điều khiển ActiveX, không được chấp nhận vì lý do an toàn. "
-             "Hãy lưu lại dạng «Excel Workbook (.xlsx)» (không macro) rồi gửi lại.")
+             "Đề nghị đơn vị lưu lại dạng “Excel Workbook (.xlsx)” (không macro) rồi gửi lại.")
 _EXTERNAL_VI = ("tệp có liên kết đến tệp hoặc nguồn dữ liệu bên ngoài, không được chấp nhận. "
-                "Hãy chép số liệu vào biểu mẫu dưới dạng giá trị (Dán đặc biệt > Giá trị), "
+                "Đề nghị đơn vị chép số liệu vào biểu mẫu dưới dạng giá trị (Dán đặc biệt > Giá trị), "
                 "xóa liên kết (Dữ liệu > Sửa liên kết > Ngắt liên kết) rồi gửi lại.")
 
 
@@ -239,11 +239,11 @@ def _check_names(names: dict[str, zipfile.ZipInfo]) -> None:
 
 def _check_xml(name: str, content: bytes, limits: Limits) -> None:
     if _DANGEROUS_XML.search(content):
-        raise _Refused("xml_unsafe", f"phần «{name}» của tệp có khai báo DTD/thực thể XML, "
-                       "không được mở vì lý do an toàn. Hãy dùng đúng biểu mẫu đã nhận.")
+        raise _Refused("xml_unsafe", f"phần “{name}” của tệp có khai báo DTD/thực thể XML, "
+                       "không được mở vì lý do an toàn. Đề nghị đơn vị dùng đúng biểu mẫu đã nhận.")
     if _too_deep(content, limits.max_nesting):
-        raise _Refused("xml_too_deep", f"phần «{name}» của tệp có cấu trúc XML lồng nhau quá sâu, "
-                       "không được mở vì lý do an toàn. Hãy dùng đúng biểu mẫu đã nhận.")
+        raise _Refused("xml_too_deep", f"phần “{name}” của tệp có cấu trúc XML lồng nhau quá sâu, "
+                       "không được mở vì lý do an toàn. Đề nghị đơn vị dùng đúng biểu mẫu đã nhận.")
 
 
 def _xml_events(content: bytes | None, wanted: str) -> list[dict[str, str]]:
@@ -262,7 +262,7 @@ def _xml_events(content: bytes | None, wanted: str) -> list[dict[str, str]]:
         parser.Parse(content, True)
     except xml.parsers.expat.ExpatError:
         raise _Refused("corrupt_xml", "tệp Excel bị hỏng (nội dung XML không hợp lệ). "
-                       "Hãy mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.") from None
+                       "Đề nghị đơn vị mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.") from None
     return found
 
 

@@ -18,6 +18,7 @@ from baocao.opening.forms import SHEET_INFO
 from baocao.opening.tokens import token_version, verify_token
 from baocao.rules.catalog import Catalog
 from baocao.rules.formatting import number_vi
+from baocao.rules.periods import Period, PeriodError
 
 __all__ = ["has_errors", "summary_vi", "token_problems", "validate"]
 
@@ -51,20 +52,18 @@ def validate(
         if ind.required and sub.values.get(ind.code) is None and ind.code not in sub.reported:
             problems.append(make_problem(
                 "error", filename, "required",
-                f"thiếu giá trị cho chỉ tiêu bắt buộc «{ind.label}» (nếu không có thì ghi 0).", **where(ind.code),
+                f"thiếu giá trị cho chỉ tiêu bắt buộc “{ind.label}” (nếu không có thì ghi 0).", **where(ind.code),
             ))
 
     for rel in catalog.relations:
-        left, right = _known(sub.values, rel.left), _known(sub.values, rel.right)
-        if left is None or right is None or left <= right:
+        part, whole = _known(sub.values, rel.part), _known(sub.values, rel.whole)
+        if part is None or whole is None or rel.holds(part, whole):
             continue
-        left_at = _cell_text(sub, rel.left)
-        right_at = _cell_text(sub, rel.right)
         problems.append(make_problem(
             "error", filename, "relation",
-            f"{rel.message}: «{rel.left}»{left_at} = {number_vi(left)} lớn hơn «{rel.right}»{right_at} = "
-            f"{number_vi(right)}. Hãy kiểm tra lại hai số này.",
-            sheet=sheet, cell=sub.cells.get(rel.left), code=rel.left, value=str(left),
+            f"{rel.part_name} ({_figure_at(sub, rel.part, part)}) lớn hơn {rel.whole_name} "
+            f"({_figure_at(sub, rel.whole, whole)}). Đề nghị đơn vị kiểm tra lại.",
+            sheet=sheet, cell=sub.cells.get(rel.part), code=rel.part, value=str(part),
         ))
 
     for ind in catalog.counts:
@@ -76,9 +75,9 @@ def validate(
         if earlier is not None and value < earlier:
             problems.append(make_problem(
                 "warning", filename, "not_cumulative",
-                f"«{ind.label}» = {number_vi(value)} nhỏ hơn số đơn vị đã báo cáo ở kỳ trước trong năm "
-                f"({number_vi(earlier)}). Số liệu là lũy kế từ đầu năm nên không giảm; hãy kiểm tra lại "
-                "hoặc ghi rõ lý do ở cột «Ghi chú».", value=str(value), **where(code),
+                f"“{ind.label}” = {number_vi(value)} nhỏ hơn số đơn vị đã báo cáo ở kỳ trước trong năm "
+                f"({number_vi(earlier)}). Số liệu các kỳ trong năm được tính lũy kế nên không giảm; đề nghị đơn vị kiểm tra lại "
+                "hoặc ghi rõ lý do ở cột “Ghi chú”.", value=str(value), **where(code),
             ))
         before = _known(last_year, code)
         if before is None:
@@ -86,19 +85,20 @@ def validate(
         if before is not None and _jump(value, before, catalog):
             problems.append(make_problem(
                 "warning", filename, "jump",
-                f"«{ind.label}» = {number_vi(value)} chênh lệch lớn so với cùng kỳ năm trước "
+                f"“{ind.label}” = {number_vi(value)} chênh lệch lớn so với cùng kỳ năm trước "
                 f"({number_vi(before)}; quá {number_vi(catalog.jump_ratio, 1 if catalog.jump_ratio % 1 else 0)} "
-                "lần). Hãy kiểm tra lại (có thể nhập thừa hoặc thiếu chữ số) hoặc ghi lý do ở cột «Ghi chú».",
+                "lần). Đề nghị đơn vị kiểm tra lại (có thể nhập thừa hoặc thiếu chữ số) hoặc ghi lý do ở cột “Ghi chú”.",
                 value=str(value), **where(code),
             ))
     return problems
 
 
-def _cell_text(sub: Submitted, code: str) -> str:
+def _figure_at(sub: Submitted, code: str, value: int) -> str:
+    """ "ô D7: 73" (a form's cell), "dòng 5: 73" (a CSV line) or just "73": where the clerk looks."""
     cell = sub.cells.get(code)
     if not cell:
-        return ""
-    return f" ({cell})" if cell.startswith("dòng") else f" (ô {cell})"
+        return number_vi(value)
+    return f"{cell if cell.startswith('dòng') else 'ô ' + cell}: {number_vi(value)}"
 
 
 def _jump(value: int, before: int, catalog: Catalog) -> bool:
@@ -124,8 +124,8 @@ def token_problems(sub: Submitted, secret: str, *, filename: str, form_version: 
     sheet = SHEET_INFO if sub.fmt == "xlsx" else None
     unit_code = unit_code or (sub.unit_code or "").strip().upper() or None
     period = period or (sub.period or "").strip() or None
-    who = unit_name or (f"đơn vị «{unit_code}»" if unit_code else "đơn vị")
-    again = "Đề nghị dùng đúng biểu mẫu đã được gửi cho đơn vị."
+    who = unit_name or "đơn vị ghi trên biểu mẫu"  # the name, never the code (the caller knows the tree)
+    again = "Đề nghị đơn vị dùng đúng biểu mẫu đã được gửi cho đơn vị."
     shown = (sub.token or "")[:8] + "…"
     if not sub.token:
         if not required:
@@ -140,13 +140,21 @@ def token_problems(sub: Submitted, secret: str, *, filename: str, form_version: 
     if claimed is not None and claimed != form_version:
         return [make_problem("error", filename, "form_version",
                              f"biểu mẫu của {who} là phiên bản {claimed}, đã cũ (phiên bản hiện hành là "
-                             f"{form_version}). Đề nghị điền vào biểu mẫu mới nhất đã được gửi cho đơn vị.",
+                             f"{form_version}). Đề nghị đơn vị điền vào biểu mẫu mới nhất đã được gửi cho đơn vị.",
                              sheet=sheet, value=shown)]
     if not verify_token(secret, sub.token, unit_code, period, form_version):
         return [make_problem("error", filename, "token_invalid",
-                             f"mã xác thực không đúng với {who} và kỳ {period} (biểu mẫu của đơn vị khác, của kỳ "
+                             f"mã xác thực không đúng với {who} và kỳ {_period_vi(period)} (biểu mẫu của đơn vị khác, của kỳ "
                              f"khác hoặc đã bị sửa). {again}", sheet=sheet, value=shown)]
     return []
+
+
+def _period_vi(code: str) -> str:
+    """ "6 tháng đầu năm 2026": the period in words; text that is no period, quoted as the clerk wrote it."""
+    try:
+        return Period.parse(code).label_vi
+    except PeriodError:
+        return f"“{code}”"
 
 
 def has_errors(problems: Iterable[Problem]) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from baocao.intake.results import Problem, Submitted, problems_for
 from baocao.intake.validation import has_errors, validate
 from baocao.rules.config import Config
+from baocao.rules.periods import Period
 from baocao.store.states import ANSWERED, DONE, RequestState
 
 if TYPE_CHECKING:
@@ -93,6 +94,14 @@ def on_time_after(req: RequestView, late: bool) -> bool:
     return not late if req.on_time is None or req.state not in ANSWERED else (req.on_time or not late)
 
 
+def _period_vi(code: str | None) -> str:
+    """ "6 tháng đầu năm 2026" for "2026-H1": a unit reads the period's name, not its code."""
+    try:
+        return Period.parse(code or "").label_vi
+    except ValueError:
+        return "kỳ này"
+
+
 def judge(cfg: Config, req: RequestView, sub: Submitted, file_problems: Sequence[Problem], *, filename: str,
           received_at: datetime, earlier: Mapping[str, int | None],
           last_year: Mapping[str, int | None]) -> Verdict:
@@ -106,7 +115,7 @@ def judge(cfg: Config, req: RequestView, sub: Submitted, file_problems: Sequence
     if locked(req, received_at):
         name = cfg.hierarchy[req.unit_code].name
         lock = Problem("error", filename, None, None, None, None, "locked",
-                       f"Kỳ báo cáo {sub.period} của {name} đã khóa sổ; báo cáo không được tiếp nhận. "
+                       f"Báo cáo {_period_vi(sub.period)} của {name} đã khóa sổ; báo cáo không được tiếp nhận. "
                        "Nếu cần, đề nghị liên hệ đầu mối để mở lại.")
         return Verdict("locked", [lock], False, None, None)
     if not any(v is not None for v in last_year.values()):
@@ -132,4 +141,4 @@ def accepted_row(file_id: int, request_id: int, req: RequestView, sub: Submitted
     return {"file_id": file_id, "request_id": request_id, "unit_code": req.unit_code, "period": sub.period,
             "version": version, "status": "accepted", "late": verdict.late, "flagged": flagged, "errors": [],
             "warnings": [problem_row(p) for p in verdict.warnings], "received_at": received_at,
-            "superseded_by": None}
+            "superseded_by": None, "contact": dict(sub.contact)}

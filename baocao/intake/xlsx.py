@@ -17,6 +17,7 @@ from baocao.intake.cells import _code, _count, _is_empty, _norm, _ref, _text
 from baocao.intake.results import Limits, Submitted, TaskStatus, _Problems, _Refused, _short
 from baocao.intake.safety import _check_zip, _Package, _sheet_bounds
 from baocao.opening.forms import (
+    CONTACT_LABELS,
     COUNT_HEADERS,
     INFO_LABELS,
     SHEET_COUNTS,
@@ -32,7 +33,7 @@ from baocao.rules.formatting import number_vi, parse_vi_int
 from baocao.rules.periods import Period, PeriodError
 
 # ------------------------------------------------------------------------------------------ XLSX
-_INFO_BY_NORM = {_norm(label): key for key, label in INFO_LABELS.items()}
+_INFO_BY_NORM = {_norm(label): key for key, label in (*INFO_LABELS.items(), *CONTACT_LABELS.items())}
 _HEADER_ALIASES = {
     "code": ("ma", "ma chi tieu", "ma so"),
     "value": ("gia tri", "so lieu", "gia tri ky bao cao"),
@@ -57,10 +58,10 @@ class _Book:
         try:
             self.wb = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         except python_calamine.PasswordError:
-            raise _Refused("encrypted", "tệp được đặt mật khẩu, hệ thống không mở được. Hãy gỡ mật khẩu.") from None
+            raise _Refused("encrypted", "tệp được đặt mật khẩu, hệ thống không mở được. Đề nghị đơn vị gỡ mật khẩu.") from None
         except python_calamine.CalamineError:
             raise _Refused("unreadable", "không đọc được tệp Excel (nội dung bị hỏng). "
-                           "Hãy mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.") from None
+                           "Đề nghị đơn vị mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.") from None
         self.package = package
         self.limits = limits
         self.names = list(self.wb.sheet_names)
@@ -79,7 +80,7 @@ class _Book:
         if content is None:
             # Never let calamine open a sheet whose XML we have not bounded (see _sheet_bounds).
             raise _Refused("unreadable", "không tìm thấy nội dung của trang này trong tệp (tệp bị hỏng). "
-                           "Hãy mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.", sheet=name)
+                           "Đề nghị đơn vị mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.", sheet=name)
         rows, cols = _sheet_bounds(content, self.limits.max_rows, self.limits.max_cols)
         if rows > self.limits.max_rows or cols > self.limits.max_cols:
             raise _Refused("sheet_too_large", _too_large_vi(rows, cols, self.limits), sheet=name)
@@ -87,7 +88,7 @@ class _Book:
             sheet = self.wb.get_sheet_by_name(name)
         except python_calamine.CalamineError:
             raise _Refused("unreadable", "không đọc được trang này (nội dung bị hỏng). "
-                           "Hãy mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.", sheet=name) from None
+                           "Đề nghị đơn vị mở biểu mẫu bằng Excel hoặc LibreOffice, lưu lại rồi gửi lại.", sheet=name) from None
         end = sheet.end
         if end is not None and (end[0] + 1 > self.limits.max_rows or end[1] + 1 > self.limits.max_cols):
             raise _Refused("sheet_too_large", _too_large_vi(end[0] + 1, end[1] + 1, self.limits), sheet=name)
@@ -124,7 +125,7 @@ _FORMULA = re.compile(rb"<(?:\w+:)?f\b")
 def _too_large_vi(rows: int, cols: int, limits: Limits) -> str:
     return (f"trang có vùng dữ liệu quá lớn ({number_vi(rows)} dòng × {number_vi(cols)} cột; tối đa "
             f"{number_vi(limits.max_rows)} dòng, {number_vi(limits.max_cols)} cột). "
-            "Hãy xóa các dòng, cột thừa (kể cả ô chỉ có dấu cách) rồi gửi lại.")
+            "Đề nghị đơn vị xóa các dòng, cột thừa (kể cả ô chỉ có dấu cách) rồi gửi lại.")
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _find_header(rows: list[list[Any]], required: dict[str, str], optional: Iter
 
 def _missing_headers(header: _Header, sheet: str, problems: _Problems) -> bool:
     for label in header.missing:
-        problems.error("missing_header", f"không tìm thấy cột «{label}» (dòng tiêu đề). Hãy giữ nguyên "
+        problems.error("missing_header", f"không tìm thấy cột “{label}” (dòng tiêu đề). Đề nghị đơn vị giữ nguyên "
                        "tiêu đề các cột của biểu mẫu.", sheet=sheet)
     return header.row is None
 
@@ -172,10 +173,10 @@ def _read_xlsx(data: bytes, file: str, catalog: Catalog, limits: Limits, problem
     found = {wanted: book.find(wanted) for wanted in (SHEET_INFO, SHEET_COUNTS, SHEET_TASKS, SHEET_TEXTS)}
     missing = [wanted for wanted, name in found.items() if name is None]
     if missing:
-        have = ", ".join(f"«{n}»" for n in book.names) or "không có trang nào"
+        have = ", ".join(f"“{n}”" for n in book.names) or "không có trang nào"
         for wanted in missing:
-            problems.error("missing_sheet", f"không tìm thấy trang «{wanted}» (tệp có: {have}). "
-                           "Hãy dùng đúng biểu mẫu đã nhận và giữ nguyên tên các trang.")
+            problems.error("missing_sheet", f"không tìm thấy trang “{wanted}” (tệp có: {have}). "
+                           "Đề nghị đơn vị dùng đúng biểu mẫu đã nhận và giữ nguyên tên các trang.")
     if found[SHEET_INFO]:
         _read_info(book.rows(found[SHEET_INFO]), found[SHEET_INFO], sub, problems)
     if found[SHEET_COUNTS]:
@@ -206,8 +207,8 @@ def _read_info(rows: list[list[Any]], sheet: str, sub: Submitted, problems: _Pro
             values[key] = (value, ref)
     for key in ("unit_code", "period_code", "form_version", "token"):
         if key not in values:
-            problems.error("missing_field", f"không tìm thấy dòng «{INFO_LABELS[key]}». "
-                           "Hãy giữ nguyên trang «Thông tin» của biểu mẫu.", sheet=sheet)
+            problems.error("missing_field", f"không tìm thấy dòng “{INFO_LABELS[key]}”. "
+                           "Đề nghị đơn vị giữ nguyên trang “Thông tin” của biểu mẫu.", sheet=sheet)
     if "unit_code" in values:
         value, ref = values["unit_code"]
         sub.unit_code = _code(value) or None
@@ -224,10 +225,13 @@ def _read_info(rows: list[list[Any]], sheet: str, sub: Submitted, problems: _Pro
         try:
             sub.form_version = _count(value)
         except ValueError:
-            problems.error("bad_form_version", f"phiên bản biểu mẫu «{_short(value)}» không hợp lệ.",
+            problems.error("bad_form_version", f"phiên bản biểu mẫu “{_short(value)}” không hợp lệ.",
                            sheet=sheet, cell=ref, value=value)
     if "token" in values:
         sub.token = _text(values["token"][0]) or None
+    for key in CONTACT_LABELS:  # forms before issue 21 have no such rows: nothing to read
+        if key in values and _text(values[key][0]):
+            sub.contact[key] = _short(_text(values[key][0]), 200)
 
 
 def _read_counts(book: _Book, sheet: str, catalog: Catalog, sub: Submitted, problems: _Problems) -> None:
@@ -252,17 +256,17 @@ def _read_counts(book: _Book, sheet: str, catalog: Catalog, sub: Submitted, prob
         ref = _ref(r, value_col)
         if not code:
             if not _is_empty(value):
-                problems.warning("value_without_code", f"có giá trị «{_short(value)}» nhưng dòng không có mã chỉ "
+                problems.warning("value_without_code", f"có giá trị “{_short(value)}” nhưng dòng không có mã chỉ "
                                  "tiêu; giá trị này bị bỏ qua.", sheet=sheet, cell=ref, value=value)
             continue
         if code in seen:
-            problems.error("duplicate_code", f"mã «{code}» xuất hiện hai lần (dòng {seen[code]} và dòng {r + 1}). "
+            problems.error("duplicate_code", f"mã “{code}” xuất hiện hai lần (dòng {seen[code]} và dòng {r + 1}). "
                            "Mỗi chỉ tiêu chỉ được ghi một dòng.", sheet=sheet, cell=_ref(r, code_col), code=code)
             sub.reported.add(code)
             continue
         seen[code] = str(r + 1)
         if code not in catalog or catalog[code].kind != "count":
-            problems.warning("unknown_code", f"mã «{code}» không có trong danh mục chỉ tiêu số lượng; "
+            problems.warning("unknown_code", f"mã “{code}” không có trong danh mục chỉ tiêu số lượng; "
                              "dòng này bị bỏ qua.", sheet=sheet, cell=_ref(r, code_col), code=code, value=code)
             continue
         indicator = catalog[code]
@@ -273,15 +277,15 @@ def _read_counts(book: _Book, sheet: str, catalog: Catalog, sub: Submitted, prob
                 sub.reported.add(code)
                 reason = book.why_empty(sheet, ref)
                 if reason is not None and reason[0] == "formula_error":
-                    problems.error("non_negative_integer", f"ô có lỗi công thức «{reason[1] or '#'}», không phải số "
-                                   "nguyên. Hãy sửa công thức hoặc nhập thẳng số.", sheet=sheet, cell=ref, code=code,
+                    problems.error("non_negative_integer", f"ô có lỗi công thức “{reason[1] or '#'}”, không phải số "
+                                   "nguyên. Đề nghị đơn vị sửa công thức hoặc nhập thẳng số.", sheet=sheet, cell=ref, code=code,
                                    value=reason[1])
                 elif reason is not None:
                     problems.error("formula_without_value", "ô có công thức nhưng chưa có kết quả tính sẵn. "
-                                   "Hãy mở tệp bằng Excel hoặc LibreOffice để tính lại rồi lưu, hoặc nhập thẳng số.",
+                                   "Đề nghị đơn vị mở tệp bằng Excel hoặc LibreOffice để tính lại rồi lưu, hoặc nhập thẳng số.",
                                    sheet=sheet, cell=ref, code=code)
                 else:
-                    problems.error("required", f"chưa nhập giá trị cho chỉ tiêu «{indicator.label}» "
+                    problems.error("required", f"chưa nhập giá trị cho chỉ tiêu “{indicator.label}” "
                                    "(bắt buộc; nếu không có thì nhập 0).", sheet=sheet, cell=ref, code=code)
         else:
             try:
@@ -306,8 +310,8 @@ def _read_counts(book: _Book, sheet: str, catalog: Catalog, sub: Submitted, prob
     for indicator in catalog.counts:
         if indicator.required and indicator.code not in seen:
             sub.reported.add(indicator.code)
-            problems.error("missing_row", f"không có dòng cho chỉ tiêu bắt buộc «{indicator.label}». "
-                           "Hãy dùng đúng biểu mẫu đã nhận, không xóa dòng.", sheet=sheet, code=indicator.code)
+            problems.error("missing_row", f"không có dòng cho chỉ tiêu bắt buộc “{indicator.label}”. "
+                           "Đề nghị đơn vị dùng đúng biểu mẫu đã nhận, không xóa dòng.", sheet=sheet, code=indicator.code)
 
 
 def _read_texts(rows: list[list[Any]], sheet: str, catalog: Catalog, sub: Submitted, problems: _Problems) -> None:
@@ -322,7 +326,7 @@ def _read_texts(rows: list[list[Any]], sheet: str, catalog: Catalog, sub: Submit
         if not code:
             continue
         if code not in catalog or catalog[code].kind != "text":
-            problems.warning("unknown_code", f"mã «{code}» không có trong danh mục nội dung đánh giá; "
+            problems.warning("unknown_code", f"mã “{code}” không có trong danh mục nội dung đánh giá; "
                              "dòng này bị bỏ qua.", sheet=sheet, cell=_ref(r, columns["code"]), code=code, value=code)
             continue
         if answer:
@@ -350,13 +354,13 @@ def _read_tasks(rows: list[list[Any]], sheet: str, sub: Submitted, problems: _Pr
         try:
             number = parse_vi_int(number_text)
         except ValueError:
-            problems.warning("bad_task_number", f"số thứ tự «{_short(number_text)}» không hợp lệ; dòng bị bỏ qua.",
+            problems.warning("bad_task_number", f"số thứ tự “{_short(number_text)}” không hợp lệ; dòng bị bỏ qua.",
                              sheet=sheet, cell=_ref(r, columns["number"]), value=number_text)
             continue
         raw = _text(cell("status"))
         status = _STATUS_BY_NORM.get(_norm(raw)) if raw else None
         if raw and status is None:
-            choices = ", ".join(f"«{v}»" for v in STATUS_LABELS.values())
-            problems.warning("bad_status", f"trạng thái «{_short(raw)}» không hợp lệ; hãy chọn một trong {choices}.",
+            choices = ", ".join(f"“{v}”" for v in STATUS_LABELS.values())
+            problems.warning("bad_status", f"trạng thái “{_short(raw)}” không hợp lệ; đề nghị chọn một trong {choices}.",
                              sheet=sheet, cell=_ref(r, columns["status"]), value=raw)
         sub.tasks.append(TaskStatus(number, status, _text(cell("product")), _text(cell("note"))))  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ class Kind(StrEnum):
     OVERDUE = "overdue"  # after the deadline, to the unit
     ESCALATION = "escalation"  # after the deadline, to the parent, listing the overdue children
     REPORT = "report"  # a consolidated report, sent up the chain
+    DRAFT = "draft"  # a draft report (Dự thảo) to its own unit, to check, number, sign and send back
 
 
 REPLIES: tuple[Kind, ...] = (Kind.RECEIPT, Kind.PROBLEMS)
@@ -37,6 +38,6 @@ STEP_KINDS: dict[str, tuple[Kind, ...]] = {
     "open": (Kind.REQUEST,),
     "collect": REPLIES + OPERATOR,
     "chase": NOTICES,
-    "consolidate": (Kind.REPORT,),
+    "consolidate": (Kind.REPORT, Kind.DRAFT),
 }
 """The kinds each step sends; every kind is in exactly one step (tests/test_layout.py checks it)."""

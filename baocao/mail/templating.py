@@ -17,6 +17,12 @@ from baocao.rules import formatting
 from baocao.safetext import short_name
 
 
+def row_number(cell: str | None) -> str:
+    """The form's row of a figure ("D5" -> "5", CSV "dòng 12" -> "12"): receipts name a figure by its
+    row and its words, never by the indicator's code."""
+    return "".join(ch for ch in (cell or "") if ch.isdigit())
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -37,6 +43,7 @@ def environment() -> Environment:
         date_long=formatting.date_long_vi,
         datetime_vi=formatting.datetime_vi,
         short_name=short_name,  # a sender's file name in a subject: capped, without bidi controls
+        row_number=row_number,
     )
     return env
 

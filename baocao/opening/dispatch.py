@@ -18,10 +18,13 @@ from sqlalchemy import bindparam, func, select, update
 
 from baocao.mail import outbox
 from baocao.mail.kinds import Kind
+from baocao.mail.letters import letter
 from baocao.mail.templating import render_mail
 from baocao.opening.forms import FormBuilder, FormSpec, FormTask, builder_for, form_filename
 from baocao.opening.tokens import make_token
+from baocao.rules.bodies import body_name
 from baocao.rules.config import Config
+from baocao.rules.dataperiod import data_period_vi, estimate_instruction_vi
 from baocao.rules.hierarchy import Unit
 from baocao.rules.periods import Period
 from baocao.store.db import Database, OutboxMessage, Request, Submission, Task, TaskAssignment, Value, utcnow
@@ -142,8 +145,15 @@ def unit_form(cfg: Config, builder: FormBuilder, inputs: FormInputs, code: str, 
         form_version=cfg.settings.form_version, coordinator_name=contact.name,
         coordinator_email=(contact.coordinator_emails or ("",))[0], reply_to=cfg.settings.reply_to,
         previous_year=inputs.previous_year.get(code, {}), tasks=inputs.tasks.get(code, ()),
+        data_period=_form_data_period(cfg, period, deadline),
     )
     return form_filename(spec), builder.build(spec)
+
+
+def _form_data_period(cfg: Config, period: Period, deadline: date) -> str:
+    """The form's "Thời gian lấy số liệu": the request's words (baocao.rules.dataperiod), estimates included."""
+    window = cfg.calendar.cutoff_window(period)
+    return " ".join(t for t in (data_period_vi(window, deadline), estimate_instruction_vi(window, deadline)) if t)
 
 
 def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequence[str], builder: FormBuilder) -> Prepared:
@@ -178,9 +188,10 @@ def prepare_requests(db: Database, cfg: Config, cycle: CycleInfo, units: Sequenc
             context = {
                 "unit": unit, "period": period, "deadline": req.deadline, "plan_name": plan.name,
                 "basis": "; ".join(plan.basis_for(parent.code, h)),  # the requester's documents
-                "requester": parent.name, "contact_name": parent.name,
-                "contact_email": (parent.coordinator_emails or ("",))[0],
+                **letter(cfg, cycle.plan, code, period.code), "parent_name": body_name(parent),
                 "cutoff_start": start, "cutoff_end": end, "reply_to": cfg.settings.reply_to,
+                "data_period": data_period_vi((start, end), req.deadline),
+                "estimate_note": estimate_instruction_vi((start, end), req.deadline),
             }
             attachments = []
             if req.role == "form":

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import re
 
-__all__ = ["make_token", "token_version", "verify_token"]
+__all__ = ["find_report_token", "make_report_token", "make_token", "token_version", "verify_report_token", "verify_token"]
 
 _TOKEN_RE = re.compile(r"^v(?P<version>[0-9]{1,6})-(?P<mac>[a-z2-7]{26})$")
 _MAC_BYTES = 16  # 128 bits: 26 base32 characters without padding
@@ -68,3 +68,30 @@ def verify_token(secret: str, token: object, unit: str, period: str, form_versio
     expected = make_token(secret, unit, period, form_version).encode("ascii")
     given = token.strip().lower().encode("utf-8", errors="replace")
     return hmac.compare_digest(expected, given)
+
+
+# ----------------------------------------------------------------------------- issued reports
+# A draft report's mail carries a token of its own ("bc-<report id>-<mac>"), signed for another purpose
+# ("baocao-report"), so that a form's token can never issue a report nor a report's token file a form.
+REPORT_TOKEN_RE = re.compile(r"\bbc-(?P<report>[0-9]{1,12})-(?P<mac>[a-z2-7]{26})\b", re.IGNORECASE)
+
+
+def make_report_token(secret: str, report_id: int, unit: str, period: str) -> str:
+    """The token of one draft report (the report row, its unit and period), e.g. ``bc-12-k5x...``."""
+    message = f"baocao-report\n{int(report_id)}\n{unit.strip()}\n{period.strip()}".encode()
+    digest = hmac.new(_secret_bytes(secret), message, hashlib.sha256).digest()[:_MAC_BYTES]
+    return f"bc-{int(report_id)}-" + base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+
+
+def find_report_token(text: str) -> tuple[int, str] | None:
+    """(report id, token) of the first report token in `text` (a reply's subject or body), else None."""
+    match = REPORT_TOKEN_RE.search(text or "")
+    return (int(match["report"]), match.group(0).lower()) if match else None
+
+
+def verify_report_token(secret: str, token: object, report_id: int, unit: str, period: str) -> bool:
+    """True if `token` is the one made for this draft report (constant-time, never raises)."""
+    if not isinstance(token, str):
+        return False
+    expected = make_report_token(secret, report_id, unit, period).encode("ascii")
+    return hmac.compare_digest(expected, token.strip().lower().encode("utf-8", errors="replace"))

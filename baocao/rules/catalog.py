@@ -73,11 +73,30 @@ class PlanTarget:
 
 @dataclass(frozen=True)
 class Relation:
-    """A sanity relation inside one submission: left <= right."""
+    """A part is at most its whole, inside one submission (`[[relations]]` of indicators.toml).
 
-    left: str
-    right: str
-    message: str
+    The catalogue implies it (dissemination conferences are conferences; online ones too), so a
+    form that breaks it is wrong, not unlikely: an error, whose message names both figures by
+    ``part_name`` and ``whole_name`` (short Vietnamese names, e.g. "Số hội nghị quán triệt",
+    "tổng số hội nghị") with their cells. ``left``/``right`` read the same pair as an inequality.
+    """
+
+    part: str
+    whole: str
+    part_name: str
+    whole_name: str
+
+    @property
+    def left(self) -> str:
+        return self.part
+
+    @property
+    def right(self) -> str:
+        return self.whole
+
+    def holds(self, part: int, whole: int) -> bool:
+        """Equal is fine (every conference was a dissemination one); one more is not."""
+        return part <= whole
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,10 @@ class Catalog:
     relations: tuple[Relation, ...]
     jump_ratio: float = 3.0
     jump_min_value: int = 20
+    # A unit's count above peer_factor x the median of its siblings' (at least peer_min_units of them
+    # reporting, the count at least jump_min_value) is flagged "Cần kiểm tra" in the report's appendix.
+    peer_factor: float = 5.0
+    peer_min_units: int = 5
     plan: str | None = None  # the plan this catalogue was made for (for_plan); None: indicators.toml as written
     _by_code: dict[str, Indicator] = field(default_factory=dict, repr=False, compare=False)
 
@@ -138,7 +161,7 @@ class Catalog:
                 d = replace(d, target=None)
             derived.append(replace(d, plans=()))
         return Catalog(self.groups, indicators, tuple(derived), self.relations, self.jump_ratio,
-                       self.jump_min_value, plan=plan)
+                       self.jump_min_value, self.peer_factor, self.peer_min_units, plan=plan)
 
     def group_title(self, code: str) -> str:
         return next((g.title for g in self.groups if g.code == code), code)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from baocao.errors import ConfigError
 from baocao.paths import PROJECT_DIR
+from baocao.rules.bodies import COLLECTOR_FIELDS, CollectorRule
 from baocao.rules.catalog import (
     DERIVED_KINDS,
     INDICATOR_KINDS,
@@ -32,11 +33,13 @@ from baocao.rules.catalog import (
     PlanTarget,
     Relation,
 )
+from baocao.rules.escalation import policy_warnings as escalation_warnings
 from baocao.rules.hierarchy import LEVELS, Hierarchy, Unit
 from baocao.rules.holidaynotes import unconfirmed_warnings
 from baocao.rules.overlaps import lines_vi, plan_disagreements
 from baocao.rules.periods import KINDS, CalendarSettings, Period, WorkCalendar
 from baocao.rules.plans import (
+    ISSUE_MODES,
     NONWORKING_RULES,
     DeadlineRule,
     Plan,
@@ -253,8 +256,16 @@ def load_hierarchy(path: Path) -> Hierarchy:
             coordinator_emails=contact(code, "coordinator", extra.pop("coordinator", None), f"{code}.coordinator"),
             head_emails=contact(code, "head", extra.pop("head", None), f"{code}.head"),
             head_name=head_name(code, extra.pop("head_name", None)),
+            contact_person=contact_text(code, "person"), contact_phone=contact_text(code, "phone"),
             **extra,
         )
+
+    def contact_text(code: str, key: str) -> str:
+        """`person` / `phone` of `[unit_contacts.CODE]`: whom a report of the unit names to call."""
+        value = overrides.get(code, {}).get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(path, f"unit_contacts.{code}.{key}", "must be text")
+        return value.strip()
 
     def head_name(code: str, explicit: Any) -> str:
         """The name printed under the signature: `head_name` of a department or of `[unit_contacts.CODE]`."""
@@ -359,13 +370,18 @@ def load_catalog(path: Path) -> Catalog:
     relations = []
     for i, r in enumerate(_opt(data, "relations", list, [], path, "")):
         where = f"relations[{i}]."
-        relations.append(Relation(count_ref(r, "left", where), count_ref(r, "right", where),
-                                  _req(r, "message", str, path, where)))
+        part, whole = count_ref(r, "part", where), count_ref(r, "whole", where)
+        if part == whole:
+            raise ConfigError(path, where + "whole", f"{whole!r} is its own part")
+        relations.append(Relation(part, whole, _req(r, "part_name", str, path, where),
+                                  _req(r, "whole_name", str, path, where)))
     checks = _opt(data, "checks", dict, {}, path, "")
     return Catalog(
         groups=groups, indicators=tuple(indicators), derived=tuple(derived), relations=tuple(relations),
         jump_ratio=float(_opt(checks, "jump_ratio", (int, float), 3.0, path, "checks.")),
         jump_min_value=int(_opt(checks, "jump_min_value", int, 20, path, "checks.")),
+        peer_factor=float(_opt(checks, "peer_factor", (int, float), 5.0, path, "checks.")),
+        peer_min_units=int(_opt(checks, "peer_min_units", int, 5, path, "checks.")),
     )
 
 
@@ -455,6 +471,10 @@ def load_plan(path: Path, hierarchy: Hierarchy) -> Plan:
             raise ConfigError(path, "report.recipients", f"{r!r}: use parent:coordinator, parent:head or unit:CODE")
         if role == "unit" and target not in hierarchy:
             raise ConfigError(path, "report.recipients", f"{target!r} is not a unit")
+    issue = _opt(report, "issue", str, None, path, "report.")
+    if issue is not None and issue not in ISSUE_MODES:
+        raise ConfigError(path, "report.issue", f"{issue!r}: use \"review\" (the unit issues it: draft, number, "
+                          "signature, then sent up) or \"direct\" (sent up as made)")
     extra = {}
     for unit_code, addresses in _opt(report, "extra_recipients", dict, {}, path, "report.").items():
         if unit_code not in hierarchy:
@@ -466,16 +486,44 @@ def load_plan(path: Path, hierarchy: Hierarchy) -> Plan:
         open_working_days_before=_opt(opening, "working_days_before_deadline", int, 10, path, "open."),
         open_time=_parse_time(_opt(opening, "time", str, "08:00", path, "open."), path, "open.time"),
         lock_days_after=_opt(lock, "days_after_deadline", int, 10, path, "lock."),
-        reminders=ReminderPolicy(days_list("before", (3, 1)), days_list("overdue", (1,)), days_list("escalate", (3,))),
+        reminders=ReminderPolicy(days_list("before", (3, 1)), days_list("overdue", (1,)), days_list("escalate", (3,)),
+                                 _non_negative(rem, "escalate_before_parent", 2, path)),
         consolidate_days_after=_opt(report, "consolidate_days_after_deadline", int, 1, path, "report."),
-        recipients=recipients, extra_recipients=extra,
+        recipients=recipients, extra_recipients=extra, issue=issue,
         tasks=_opt(data, "tasks", str, None, path, ""), source=str(path),
         short_name=_opt(data, "short_name", str, "", path, ""),
         labels=_plan_labels(data, path), targets=_plan_targets(data, path),
         basis=_basis(_opt(data, "basis", list, [], path, ""), path, "basis"),
         unit_basis={code: _basis(docs, path, f"unit_basis.{code}")
                     for code, docs in _unit_basis(data, path, hierarchy).items()},
+        collectors=_collectors(data, path, hierarchy),
     )
+
+
+def _collectors(data: Mapping[str, Any], path: Path, hierarchy: Hierarchy) -> dict[str, CollectorRule]:
+    """`[collector.<level|root|CODE>] body, person, phone, email`: who collects at each level.
+
+    A key that is not a level, `root` or a unit of the tree fails loading (and `config check`), as a
+    deadline's does: a misspelt level would otherwise sign every message with the default body.
+    """
+    out = {}
+    for key, entry in _opt(data, "collector", dict, {}, path, "").items():
+        where = f"collector.{key}"
+        if key not in LEVELS and key != "root" and key not in hierarchy:
+            raise ConfigError(path, where, f"{key!r} is not a level ({', '.join(LEVELS)}), 'root' or a unit code")
+        if not isinstance(entry, dict):
+            raise ConfigError(path, where, "must be a table: body, person, phone, email")
+        unknown = sorted(set(entry) - set(COLLECTOR_FIELDS))
+        if unknown:
+            raise ConfigError(path, f"{where}.{unknown[0]}", f"unknown key (use {', '.join(COLLECTOR_FIELDS)})")
+        values = {k: " ".join(_req(entry, k, str, path, where + ".").split()) for k in entry}
+        body = values.get("body", "")
+        if body and "{" in body.replace("{unit}", ""):
+            raise ConfigError(path, where + ".body", f"{body!r}: the only placeholder is {{unit}}")
+        if values.get("email"):
+            _emails(values["email"], path, where + ".email")
+        out[key] = CollectorRule(**values)
+    return out
 
 
 def _basis(docs: list[Any], path: Path, key: str) -> tuple[str, ...]:
@@ -766,7 +814,16 @@ def check(config: Config, year: int) -> list[str]:
     # A unit under two plans (the national one and its own) that give it different days: each cycle uses
     # the earliest (baocao/rules/overlaps.py); the office should know, and may align its plan.
     warnings += lines_vi(plan_disagreements(config.plans.values(), config.hierarchy, cal, year), config.hierarchy)
+    # An escalation that cannot leave the parent the plan's working days before its own deadline.
+    warnings += escalation_warnings(config.plans.values(), config.hierarchy, cal, year)
     return warnings
+
+
+def _non_negative(data: Mapping[str, Any], key: str, default: int, path: Path) -> int:
+    value = _opt(data, key, int, default, path, "reminders.")
+    if value < 0:
+        raise ConfigError(path, f"reminders.{key}", "must be a whole number of working days >= 0")
+    return value
 
 
 def _raw_day(period: Period, day: int, month_offset: int = 0) -> date:

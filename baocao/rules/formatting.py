@@ -175,7 +175,7 @@ def parse_vi_int(text: str | int | float | Decimal) -> int:
     never be a thousands group).
     """
     if isinstance(text, bool):
-        raise ValueError(f"«{text}» không phải số nguyên.")
+        raise ValueError(f"“{text}” không phải số nguyên.")
     if isinstance(text, int):
         number = text
     elif isinstance(text, float | Decimal):
@@ -183,14 +183,14 @@ def parse_vi_int(text: str | int | float | Decimal) -> int:
             raise ValueError("Ô để trống: cần nhập một số nguyên không âm.")
         if not math.isfinite(text) or text != int(text):
             shown = str(text).replace(".", ",")
-            raise ValueError(f"«{shown}» không phải số nguyên: số lượng không có phần thập phân.")
+            raise ValueError(f"“{shown}” không phải số nguyên: số lượng không có phần thập phân.")
         number = int(text)
     elif isinstance(text, str):
         number = _parse_int_text(text)
     else:
-        raise ValueError(f"«{text}» không phải số nguyên.")
+        raise ValueError(f"“{text}” không phải số nguyên.")
     if number < 0:
-        raise ValueError(f"«{number}» là số âm: số lượng phải là số nguyên không âm.")
+        raise ValueError(f"“{number}” là số âm: số lượng phải là số nguyên không âm.")
     if number > MAX_COUNT:
         raise ValueError(_too_large(str(text)))
     return number
@@ -204,7 +204,7 @@ def _too_large(shown: str) -> str:
     shown = shown.strip()
     if len(shown) > 40:
         shown = f"{shown[:20]}…{shown[-10:]}"
-    return f"«{shown}» quá lớn: số lượng không được vượt quá {number_vi(MAX_COUNT)}."
+    return f"“{shown}” quá lớn: số lượng không được vượt quá {number_vi(MAX_COUNT)}."
 
 
 def _parse_int_text(text: str) -> int:
@@ -213,7 +213,7 @@ def _parse_int_text(text: str) -> int:
     if not cleaned:
         raise ValueError("Ô để trống: cần nhập một số nguyên không âm.")
     if _MINUS.match(cleaned):
-        raise ValueError(f"«{shown}» là số âm: số lượng phải là số nguyên không âm.")
+        raise ValueError(f"“{shown}” là số âm: số lượng phải là số nguyên không âm.")
     if sum(ch.isdigit() for ch in cleaned) > len(str(MAX_COUNT)) + 2:  # before int(): no 4,300-digit parse
         raise ValueError(_too_large(shown))
     if _PLAIN.match(cleaned):
@@ -227,5 +227,5 @@ def _parse_int_text(text: str) -> int:
     ):  # "12.0" / "12,00": a number cell turned into text; one or two digits are never thousands
         return int(whole_with_zeros["whole"])
     if re.match(r"^[0-9 .]*,[0-9]+$", cleaned) or re.match(r"^[0-9]+\.[0-9]{1,2}$", cleaned):
-        raise ValueError(f"«{shown}» có phần thập phân: số lượng phải là số nguyên, ví dụ «12» hoặc «1.234».")
-    raise ValueError(f"«{shown}» không phải số nguyên: hãy nhập chữ số, ví dụ «12» hoặc «1.234».")
+        raise ValueError(f"“{shown}” có phần thập phân: số lượng phải là số nguyên, ví dụ “12” hoặc “1.234”.")
+    raise ValueError(f"“{shown}” không phải số nguyên: đề nghị đơn vị nhập chữ số, ví dụ “12” hoặc “1.234”.")

@@ -30,6 +30,9 @@ class Unit:
     """The head's name as it is printed under the signature of the unit's report ("" when not configured)."""
     drafts: bool = False
     """A department that collects the figures and drafts its parent's report: named in "- Lưu: VT, ..."."""
+    contact_person: str = ""
+    contact_phone: str = ""
+    """Whom the unit's report names to call (`person`, `phone` of `[unit_contacts.CODE]`); "" when not configured."""
 
     @property
     def all_emails(self) -> tuple[str, ...]:

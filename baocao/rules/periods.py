@@ -76,11 +76,11 @@ def _no_fourth_quarter(code: str, year: re.Match[str] | None) -> PeriodError:
     due in December, is the one that covers October to December.
     """
     target = f"{year.group()}-Y" if year else "YYYY-Y"
-    use = f"mã kỳ «{target}»" if year else "mã kỳ năm, ví dụ «2026-Y»"
+    use = f"mã kỳ “{target}”" if year else "mã kỳ năm, ví dụ “2026-Y”"
     return PeriodError(
         f"Cannot read period code {code!r}: there is no Q4 report; the year report ({target}) covers the "
         "fourth quarter",
-        f"Không đọc được mã kỳ báo cáo «{code.strip()}»: không có kỳ báo cáo quý IV; số liệu quý IV được "
+        f"Không đọc được mã kỳ báo cáo “{code.strip()}”: không có kỳ báo cáo quý IV; số liệu quý IV được "
         f"tổng hợp trong báo cáo năm, đề nghị dùng {use}.",
     )
 
@@ -120,12 +120,12 @@ class Period:
         if self.kind not in _END_MONTH:
             raise PeriodError(
                 f"Unknown period kind {self.kind!r}; expected one of {', '.join(KINDS)}",
-                f"Loại kỳ báo cáo «{self.kind}» không hợp lệ; chỉ dùng {', '.join(KINDS)}.",
+                f"Loại kỳ báo cáo “{self.kind}” không hợp lệ; chỉ dùng {', '.join(KINDS)}.",
             )
         if isinstance(self.year, bool) or not isinstance(self.year, int) or not 1000 <= self.year <= 9999:
             raise PeriodError(
                 f"Period year must be a four-digit integer, got {self.year!r}",
-                f"Năm của kỳ báo cáo «{self.year}» không hợp lệ.",
+                f"Năm của kỳ báo cáo “{self.year}” không hợp lệ.",
             )
         object.__setattr__(self, "_rank", KINDS.index(self.kind))
 
@@ -135,7 +135,7 @@ class Period:
         if not isinstance(code, str):
             raise PeriodError(
                 f"Period code must be a string, got {type(code).__name__}",
-                "Mã kỳ báo cáo phải là chuỗi ký tự, ví dụ «2026-H1».",
+                "Mã kỳ báo cáo phải là chuỗi ký tự, ví dụ “2026-H1”.",
             )
         cleaned = re.sub(r"\s+", "", unicodedata.normalize("NFKC", code)).upper()
         cleaned = re.sub(r"[\u2010-\u2015\u2212]", "-", cleaned)
@@ -145,8 +145,8 @@ class Period:
         if match is None:
             raise PeriodError(
                 f"Cannot read period code {code!r}; expected YYYY-Q1, YYYY-H1, YYYY-9M or YYYY-Y",
-                f"Không đọc được mã kỳ báo cáo «{code.strip()}»: dùng dạng 2026-Q1 (quý I), "
-                "2026-H1 (6 tháng), 2026-9M (9 tháng) hoặc 2026-Y (năm).",
+                f"Không đọc được mã kỳ báo cáo “{code.strip()}”: ghi theo dạng “2026-Q1” (quý I), "
+                "“2026-H1” (6 tháng), “2026-9M” (9 tháng) hoặc “2026-Y” (năm).",
             )
         return cls(int(match["year"]), match["kind"])
 
@@ -199,7 +199,7 @@ def _read_cutoff_point(text: str, year: int) -> date:
     if match is None:
         raise PeriodError(
             f"Cannot read cut-off point {text!r}; expected 'MM-DD' or 'prev-MM-DD'",
-            f"Không đọc được mốc chốt số liệu «{text}»: dùng dạng «06-14» hoặc «prev-12-15».",
+            f"Không đọc được mốc chốt số liệu “{text}”: dùng dạng “06-14” hoặc “prev-12-15”.",
         )
     target_year = year - 1 if match["prev"] else year
     try:
@@ -207,7 +207,7 @@ def _read_cutoff_point(text: str, year: int) -> date:
     except ValueError as exc:
         raise PeriodError(
             f"Cut-off point {text!r} is not a real date in {target_year}",
-            f"Mốc chốt số liệu «{text}» không phải ngày có thật.",
+            f"Mốc chốt số liệu “{text}” không phải ngày có thật.",
         ) from exc
 
 

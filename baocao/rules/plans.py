@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from baocao.errors import ScheduleError
+from baocao.rules.bodies import Collector, CollectorRule, collector_for
 from baocao.rules.catalog import PlanTarget
 from baocao.rules.hierarchy import Hierarchy, Unit
 from baocao.rules.periods import Period, WorkCalendar
 
 NONWORKING_RULES = ("previous", "next", "keep")
+ISSUE_MODES = ("review", "direct")
+REVIEWED_LEVELS = ("province", "commune")
+"""Levels whose reports an Ủy ban nhân dân issues (numbered and signed): reviewed unless the plan says "direct"."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class ReminderPolicy:
     before: tuple[int, ...] = (3, 1)
     overdue: tuple[int, ...] = (1,)
     escalate: tuple[int, ...] = (3,)
+    # Working days an escalation leaves the parent before its own deadline (baocao/rules/escalation.py).
+    escalate_before_parent: int = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,26 @@ class Plan:
     # own Kế hoạch in the national plan).
     basis: tuple[str, ...] = ()
     unit_basis: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Who collects the reports at each level (`[collector.<level|root|CODE>]`): the body that asks,
+    # chases, answers and signs, with a contact person and phone (baocao.rules.bodies).
+    collectors: dict[str, CollectorRule] = field(default_factory=dict)
+    # `[report] issue`: "review" (the draft goes to the unit, which returns it numbered and signed, then
+    # it is sent up), "direct" (sent up as made: an internal summary), None: review for the reports of
+    # an Ủy ban nhân dân (province, commune), direct for the others.
+    issue: str | None = None
+
+    def issue_for(self, unit_code: str, hierarchy: Hierarchy) -> str:
+        """How `unit_code`'s report is issued: "review" or "direct". A unit with no parent (the ministry at
+        the root) reports to no one above: its report is made as before, "direct"."""
+        if hierarchy.parent(unit_code) is None:
+            return "direct"
+        if self.issue is not None:
+            return self.issue
+        return "review" if hierarchy[unit_code].level in REVIEWED_LEVELS else "direct"
+
+    def collector(self, hierarchy: Hierarchy, unit_code: str, *, fallback_email: str = "") -> Collector:
+        """The body that collects `unit_code`'s report under this plan (its parent's collecting office)."""
+        return collector_for(self.collectors, self.root, hierarchy, unit_code, fallback_email=fallback_email)
 
     def basis_for(self, unit_code: str, hierarchy: Hierarchy) -> tuple[str, ...]:
         """The documents a unit's report (or a request it sends) cites: the plan's own, then those

@@ -76,12 +76,24 @@ def blank() -> bytes:
     return FormBuilder(CATALOG).build(spec())
 
 
+def _header_row(ws) -> int:  # noqa: ANN001
+    """The row of the table's header labels (title lines may stand above it, as on today's form)."""
+    return next(r for r in range(1, min(ws.max_row, 30) + 1)
+                if any(c.value in ("Mã", "STT") for c in ws[r]) and any(c.value is not None for c in ws[r][1:]))
+
+
 def _col(ws, label: str) -> int:  # noqa: ANN001
-    return next(c.column for c in ws[1] if c.value == label)
+    return next(c.column for c in ws[_header_row(ws)] if c.value == label)
 
 
 def _row_of(ws, code: str) -> int:  # noqa: ANN001
-    return next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == code)
+    col = _col(ws, "Mã")
+    return next(r for r in range(_header_row(ws) + 1, ws.max_row + 1) if ws.cell(r, col).value == code)
+
+
+def _unmerge(ws) -> None:  # noqa: ANN001
+    for merged in list(ws.merged_cells.ranges):
+        ws.unmerge_cells(str(merged))
 
 
 def filled(mutate: Callable | None = None) -> bytes:
@@ -92,10 +104,12 @@ def filled(mutate: Callable | None = None) -> bytes:
     for code, value in good_values().items():
         ws.cell(_row_of(ws, code), value_col, value)
     texts = wb["Đánh giá"]
-    for r in range(2, texts.max_row + 1):
-        texts.cell(r, 3, "Đơn vị đã triển khai đầy đủ.")
+    answer = _col(texts, "Ý kiến của đơn vị")
+    for r in range(_header_row(texts) + 1, texts.max_row + 1):
+        texts.cell(r, answer, "Đơn vị đã triển khai đầy đủ.")
     tasks = wb["Nhiệm vụ"]
-    tasks["E2"], tasks["E3"] = "Đã hoàn thành", "Đang thực hiện"
+    first, status = _header_row(tasks) + 1, _col(tasks, "Trạng thái")
+    tasks.cell(first, status).value, tasks.cell(first + 1, status).value = "Đã hoàn thành", "Đang thực hiện"
     if mutate is not None:
         mutate(wb)
     out = io.BytesIO()
@@ -205,12 +219,16 @@ def moved_columns(wb) -> None:  # noqa: ANN001
     """Title rows above, columns in another order, rows reversed: and one bad value ("abc")."""
     ws = wb[SHEET_COUNTS]
     ws.protection.sheet = False
-    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=1, max_row=ws.max_row)]
+    _unmerge(ws)
+    start = _header_row(ws)
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=start, max_row=ws.max_row)]
     ws.delete_rows(1, ws.max_row)
-    order = [3, 5, 0, 1, 2, 4]  # Giá trị, Ghi chú, Mã, Chỉ tiêu, Đơn vị tính, Cùng kỳ
+    header = rows[0]
+    order = [header.index(label) for label in ("Giá trị", "Ghi chú", "Mã", "Chỉ tiêu", "Đơn vị tính",
+                                               "Cùng kỳ năm trước")]
     ws.cell(1, 1, "BÁO CÁO SỐ LIỆU")
-    header, body = rows[0], rows[1:][::-1]
-    body[0][3] = "abc"
+    body = rows[1:][::-1]
+    body[0][header.index("Giá trị")] = "abc"
     for r, row in enumerate([header, *body], start=3):
         for c, src in enumerate(order, start=2):
             ws.cell(r, c, row[src])
@@ -219,28 +237,31 @@ def moved_columns(wb) -> None:  # noqa: ANN001
 def rename_header(old: str, new: str) -> Callable:
     def mutate(wb) -> None:  # noqa: ANN001
         ws = wb[SHEET_COUNTS]
-        ws.cell(1, _col(ws, old), new)
+        ws.cell(_header_row(ws), _col(ws, old), new)
     return mutate
 
 
 def delete_first_row_and_add_unknown(wb) -> None:  # noqa: ANN001
     ws = wb[SHEET_COUNTS]
     ws.protection.sheet = False
-    ws.delete_rows(2, 1)
-    ws.cell(ws.max_row + 1, 1, "MA_KHONG_CO")
-    ws.cell(ws.max_row, 4, 5)
+    code_col, value_col = _col(ws, "Mã"), _col(ws, "Giá trị")
+    _unmerge(ws)
+    ws.delete_rows(_row_of(ws, CATALOG.counts[0].code), 1)
+    ws.cell(ws.max_row + 1, code_col, "MA_KHONG_CO")
+    ws.cell(ws.max_row, value_col, 5)
 
 
 def duplicate_code(wb) -> None:  # noqa: ANN001
     ws = wb[SHEET_COUNTS]
-    ws.cell(3, 1, ws.cell(2, 1).value)
+    col = _col(ws, "Mã")
+    ws.cell(_row_of(ws, CATALOG.counts[1].code), col, CATALOG.counts[0].code)
 
 
 def broken_relation(wb) -> None:  # noqa: ANN001
     rel = CATALOG.relations[0]
     ws = wb[SHEET_COUNTS]
-    ws.cell(_row_of(ws, rel.left), 4, 50)
-    ws.cell(_row_of(ws, rel.right), 4, 40)
+    ws.cell(_row_of(ws, rel.left), _col(ws, "Giá trị"), 50)
+    ws.cell(_row_of(ws, rel.right), _col(ws, "Giá trị"), 40)
 
 
 def rename_sheets(wb) -> None:  # noqa: ANN001
@@ -256,7 +277,7 @@ def drop_sheet(title: str) -> Callable:
 
 def formula_without_value(wb) -> None:  # noqa: ANN001
     ws = wb[SHEET_COUNTS]
-    ws.cell(2, 4, "=10+10")  # openpyxl stores no cached result, like some export tools
+    ws.cell(_row_of(ws, CATALOG.counts[0].code), _col(ws, "Giá trị"), "=10+10")  # openpyxl stores no cached result, like some export tools
 
 
 def external_link(data: bytes) -> bytes:
@@ -407,15 +428,15 @@ def corpus() -> dict[str, tuple[Callable[[], bytes], str, str]]:
                                       "sheet Chỉ tiêu deleted"),
         "missing_info_sheet.xlsx": (lambda: filled(drop_sheet(SHEET_INFO)), "missing_sheet", "sheet Thông tin deleted"),
         "moved_columns_bad_value.xlsx": (lambda: filled(moved_columns), "non_negative_integer",
-                                         "columns and rows moved, then «abc» typed"),
+                                         "columns and rows moved, then “abc” typed"),
         "missing_code_header.xlsx": (lambda: filled(rename_header(COUNT_HEADERS[0], "Ký hiệu")), "missing_header",
-                                     "header «Mã» renamed"),
+                                     "header “Mã” renamed"),
         "missing_value_header.xlsx": (lambda: filled(rename_header(COUNT_HEADERS[3], "Số")), "missing_header",
-                                      "header «Giá trị» renamed"),
-        "text_in_number.xlsx": (lambda: filled(set_value(0, "abc")), "non_negative_integer", "«abc» as a count"),
+                                      "header “Giá trị” renamed"),
+        "text_in_number.xlsx": (lambda: filled(set_value(0, "abc")), "non_negative_integer", "“abc” as a count"),
         "negative_number.xlsx": (lambda: filled(set_value(0, -5)), "non_negative_integer", "-5 as a number"),
-        "negative_text.xlsx": (lambda: filled(set_value(0, "-5")), "non_negative_integer", "«-5» as text"),
-        "decimal_comma.xlsx": (lambda: filled(set_value(0, "12,5")), "non_negative_integer", "«12,5» as text"),
+        "negative_text.xlsx": (lambda: filled(set_value(0, "-5")), "non_negative_integer", "“-5” as text"),
+        "decimal_comma.xlsx": (lambda: filled(set_value(0, "12,5")), "non_negative_integer", "“12,5” as text"),
         "decimal_number.xlsx": (lambda: filled(set_value(0, 12.5)), "non_negative_integer", "12.5 as a number"),
         "date_in_value.xlsx": (lambda: filled(set_value(0, datetime(2026, 5, 12))), "non_negative_integer",
                                "Excel turned the figure into a date"),
@@ -427,7 +448,7 @@ def corpus() -> dict[str, tuple[Callable[[], bytes], str, str]]:
         "broken_relation.xlsx": (lambda: filled(broken_relation), "relation", "more online conferences than all"),
         "formula_no_cached_value.xlsx": (lambda: filled(formula_without_value), "formula_without_value",
                                          "a formula saved without its result"),
-        "bad_period.xlsx": (lambda: filled(set_info("period_code", "2026-H3")), "bad_period", "period «2026-H3»"),
+        "bad_period.xlsx": (lambda: filled(set_info("period_code", "2026-H3")), "bad_period", "period “2026-H3”"),
         "forged_token.xlsx": (lambda: filled(set_info("token", "v1-" + "a" * 26)), "token_invalid",
                               "a made-up token"),
         "other_unit_token.xlsx": (lambda: filled(set_info("token", other_token)), "token_invalid",
@@ -445,7 +466,7 @@ def corpus() -> dict[str, tuple[Callable[[], bytes], str, str]]:
             lambda: csv_rows().replace("gia_tri,", "so_lieu,", 1).encode(), "csv_missing_columns",
             "column gia_tri missing"),
         "csv_semicolons_decimal_comma.csv": (lambda: csv_rows(";", {0: "12,5"}).encode("utf-8-sig"),
-                                             "non_negative_integer", "semicolons (fine) and «12,5» (not)"),
+                                             "non_negative_integer", "semicolons (fine) and “12,5” (not)"),
         "csv_text_in_number.csv": (lambda: csv_rows(",", {1: "mười"}).encode(), "non_negative_integer",
                                    "a count in words"),
         "csv_duplicate_rows.csv": (lambda: csv_rows(repeat_first=True).encode(), "duplicate_code",

@@ -5,9 +5,12 @@ Tests that build their own environment (subprocesses, several apps) import these
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from baocao.rules.config import Config
 from baocao.store.db import Database
@@ -54,3 +57,26 @@ def app_env(url: str, smtp_port: int, imap_port: int | None, tmp_path: Path) -> 
         env |= {"BAOCAO_IMAP__PORT": str(imap_port), "BAOCAO_IMAP__USERNAME": "nopbaocao",
                 "BAOCAO_IMAP__PASSWORD": "imap-test-secret", "BAOCAO_IMAP__TIMEOUT": "10"}
     return env
+
+
+@contextlib.contextmanager
+def started_app(url: str, smtp: Any, imap: Any, tmp_path: Path, monkeypatch: Any,
+                extra_env: Mapping[str, str] | None = None) -> Iterator[App]:
+    """The application on database `url` and these servers: configured through the environment (as
+    production is), the schema migrated and the hierarchy copied in; the process's runtime reset after."""
+    from baocao import runtime
+    from baocao.store.migrate import upgrade
+    from baocao.store.queries import sync_units
+
+    env = app_env(url, smtp.port, imap.port if imap is not None else None, tmp_path) | dict(extra_env or {})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    cfg = runtime.config()
+    upgrade(url)
+    db = runtime.database(cfg)
+    sync_units(db, cfg.hierarchy)
+    try:
+        yield App(cfg, db, smtp, imap, tmp_path)
+    finally:
+        runtime.reset()

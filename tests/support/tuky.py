@@ -68,7 +68,8 @@ def value_cell(data: bytes, code: str) -> str:
     ws = load_workbook(io.BytesIO(data))[SHEET_COUNTS]
     header = next(r for r in ws.iter_rows() if any(c.value == "Giá trị" for c in r))
     col = next(c.column_letter for c in header if c.value == "Giá trị")
-    row = next(r[0].row for r in ws.iter_rows(min_row=header[0].row + 1) if r[0].value == code)
+    code_col = next(c.column - 1 for c in header if c.value == "Mã")
+    row = next(r[0].row for r in ws.iter_rows(min_row=header[0].row + 1) if r[code_col].value == code)
     return f"{col}{row}"
 
 
