@@ -122,6 +122,12 @@ def test_unsigned_tampered_bad_token_and_missing_number(app):
     assert "thiếu số của báo cáo" in texts and "không đúng" in texts
     (rep,) = reports(app)
     assert rep.status == "draft"
+    # Both refused mails are kept whole, as received, with why (nothing that reached us is lost).
+    from baocao.store.db import ProcessedMessage
+
+    with app.db.reading() as s:
+        kept = [m for m in s.scalars(select(ProcessedMessage)) if m.problem]
+    assert len(kept) == 2 and all(m.raw and b"bc.pdf" in m.raw for m in kept)
     # A tampered signed PDF is accepted and marked "invalid".
     pdf = bytearray(signed_report_pdf(["BÁO CÁO"], "Nguyễn Văn A", "UBND phường Nhị Chiểu"))
     pdf[pdf.find(b"stream\n") + 10] ^= 1

@@ -25,15 +25,16 @@ from sqlalchemy import func, select
 from baocao.consolidation.report import attached_line, body_name, symbol_for
 from baocao.consolidation.reporting import (
     XLSX_MIME,
-    _report_subject,
     addressee,
     attachment_names,
     mark_request_done,
     recipients,
     report_contact,
+    report_subject,
+    unit_reply_to,
 )
 from baocao.errors import IssueError
-from baocao.mail import outbox
+from baocao.mail import outbox, threads
 from baocao.mail.kinds import Kind
 from baocao.mail.templating import render_mail
 from baocao.opening.tokens import find_report_token, verify_report_token
@@ -217,11 +218,11 @@ def record_issued(db: Database, cfg: Config, report_id: int, *, pdf: bytes, pdf_
         outbox.enqueue(
             s, key=outbox.message_key(cycle.period, cycle.plan, unit, Kind.REPORT, f"v{report.version}"),
             kind=Kind.REPORT, stage=f"v{report.version}", unit=unit, period=cycle.period, cycle_id=cycle.id,
-            to=to, cc=cc, subject=subject if parent is not None else _report_subject(cfg, cycle, unit, report.correction),
+            to=to, cc=cc, subject=subject if parent is not None else report_subject(cfg, cycle, unit, report.correction),
             text=text, html=html,
             attachments=[outbox.FileAttachment(names["pdf"], pdf, PDF_MIME),
                          outbox.FileAttachment(names["xlsx"], xlsx, XLSX_MIME)],
-            headers={"Reply-To": u.coordinator_emails[0]} if u.coordinator_emails else None)
+            headers=unit_reply_to(cfg, unit))
         r_subject, r_text, r_html = render_mail(
             "report_issued_receipt", **common, pdf_name=pdf_name, signature_text=signature.text_vi(ZoneInfo(str(cfg.calendar.settings.timezone))),
             received=f"{issued_at.astimezone(ZoneInfo(str(cfg.calendar.settings.timezone))):%H:%M ngày %d/%m/%Y}",
@@ -261,7 +262,7 @@ def issue_from_mail(db: Database, cfg: Config, *, subject: str, body: str, files
     token, report_id = (found[1], found[0]) if found else (None, None)
     pdfs = [f for f in files if f.filename.lower().endswith(".pdf")]
     docxs = [f for f in files if f.filename.lower().endswith(".docx")]
-    threading = {"In-Reply-To": message_id, "References": [message_id]} if message_id else None
+    threading = threads.reply_headers(message_id) or None  # a malformed Message-ID is not copied into ours
     unit_body = ""
     try:
         report = _draft_for_token(db, cfg, token, report_id)

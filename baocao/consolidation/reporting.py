@@ -312,12 +312,12 @@ def make_report(db: Database, cfg: Config, cycle: CycleInfo, unit: str, figures:
         outbox.enqueue(
             s, key=outbox.message_key(cycle.period, cycle.plan, unit, Kind.REPORT, f"v{version}"), kind=Kind.REPORT,
             stage=f"v{version}", unit=unit, period=cycle.period, cycle_id=cycle.id, to=to, cc=cc,
-            subject=_report_subject(cfg, cycle, unit, correcting),
+            subject=report_subject(cfg, cycle, unit, correcting),
             text=rendered.text, html=rendered.html,
             attachments=[outbox.FileAttachment(names["docx"], rendered.docx, DOCX_MIME),
                          outbox.FileAttachment(names["xlsx"], rendered.xlsx, XLSX_MIME),
                          outbox.FileAttachment("bieu-do.png", rendered.chart, "image/png", cid="chart")],
-            headers=_unit_reply_to(cfg, unit),
+            headers=unit_reply_to(cfg, unit),
         )
         # Answered when made, at the run's instant (not the wall clock: a run `--as-of` a day is judged on it).
         mark_request_done(s, cycle, unit, as_of, cfg)
@@ -339,13 +339,13 @@ def attachment_names(cfg: Config, cycle: CycleInfo, unit: str) -> dict[str, str]
             "draft": f"Dự thảo Báo cáo {stem}.docx"}
 
 
-def _report_subject(cfg: Config, cycle: CycleInfo, unit: str, correcting: bool) -> str:
+def report_subject(cfg: Config, cycle: CycleInfo, unit: str, correcting: bool) -> str:
     label = Period.parse(cycle.period).label_vi
     return (f"{'ĐÍNH CHÍNH - ' if correcting else ''}Báo cáo kết quả thực hiện Kết luận số 226-KL/TW "
             f"{label} - {body_name(cfg.hierarchy[unit])}")
 
 
-def _unit_reply_to(cfg: Config, unit: str) -> dict[str, str] | None:
+def unit_reply_to(cfg: Config, unit: str) -> dict[str, str] | None:
     """A reply to the report reaches the unit's coordinator, not the intake robot."""
     emails = cfg.hierarchy[unit].coordinator_emails
     return {"Reply-To": emails[0]} if emails else None

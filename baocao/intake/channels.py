@@ -200,12 +200,15 @@ def _collect_messages(db: Database, cfg: Config, settings: ImapSettings, key: st
             continue
         if issuing.names_a_draft(msg.raw):  # the signed version of a draft report, not a form
             subject, body = issuing.subject_and_body(msg.raw)
-            _, reply = issuing.issue_from_mail(
+            issued, reply = issuing.issue_from_mail(
                 db, cfg, subject=subject, body=body, sender=sender, received_at=received, message_id=got.message_id,
                 files=[issuing.MailFile(p.filename, p.content) for p in got.parts])
+            # Recorded, its files are the report's; refused, the mail is kept whole as received (the audit
+            # trail every file that reached us has), with why, as an unreadable message is.
             _claim(db, key, msg.uidvalidity, msg.uid, got.message_id, received_at=received, collected_at=collected,
                    sender=sender, reply=reply, cfg=cfg, limit=cfg.settings.max_replies_per_address_per_hour,
-                   throttled=report.throttled)
+                   throttled=report.throttled, raw=None if issued else msg.raw,
+                   problem=None if issued else "signed report not recorded (see the problems reply)")
             _advance(db, key, msg.uidvalidity, msg.uid)
             continue
         for part in got.parts:
